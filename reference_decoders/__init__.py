@@ -1,0 +1,129 @@
+"""Reference decoders: our own implementation of the four Nemotron-Labs-Diffusion decoding modes.
+
+    from reference_decoders import generate
+    result = generate(model, prompt_ids, "linear_spec", max_new_tokens=64, block_length=32)
+    result.tokens, result.forwards, result.query_tokens, result.accept_lengths
+
+`model` is a stock transformers causal LM (Qwen3ForCausalLM, Ministral3ForCausalLM, ...), optionally
+a peft model carrying the draft LoRA. Every forward is counted by a hook on the model.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from reference_decoders.adapter import ModelAdapter
+from reference_decoders.ar import ar_generate
+from reference_decoders.conventions import RULES as VENDOR_NFE_RULES
+from reference_decoders.conventions import vendor_nfe
+from reference_decoders.counting import FORWARD_KINDS, ForwardCounter
+from reference_decoders.diffusion import diffusion_generate
+from reference_decoders.linear_spec import linear_spec_generate
+from reference_decoders.output import GenerateResult, TokenStream
+from reference_decoders.params import MODES, DecodeParams
+from reference_decoders.quadratic_spec import quadratic_spec_generate
+from reference_decoders.sampling import Sampler
+
+__all__ = ["generate", "generate_batch", "GenerateResult", "DecodeParams", "MODES", "FORWARD_KINDS"]
+
+DECODERS = {
+    "ar": ar_generate,
+    "diffusion": diffusion_generate,
+    "linear_spec": linear_spec_generate,
+    "quadratic_spec": quadratic_spec_generate,
+}
+BATCHED_MODES = ("ar", "diffusion")
+
+
+def generate(model, prompt_ids: torch.Tensor, mode: str, **params) -> GenerateResult:
+    """Decode one prompt ``prompt_ids [1, n]`` in ``mode``; see `DecodeParams` for the parameters."""
+    if prompt_ids.dim() != 2 or prompt_ids.shape[0] != 1:
+        raise ValueError(f"prompt_ids must be [1, n], got {tuple(prompt_ids.shape)}; use generate_batch for several prompts")
+    return generate_batch(model, [prompt_ids[0].tolist()], mode, **params)[0]
+
+
+def generate_batch(model, prompts: list[list[int]], mode: str, **params) -> list[GenerateResult]:
+    """Decode several prompts together (left-padded); ``ar`` and ``diffusion`` only.
+
+    Forward counts are those of the whole batch: each result carries the same ``forwards``.
+    """
+    decode_params = resolve_params(model, params)
+    decode_params.check(mode)
+    if len(prompts) > 1 and mode not in BATCHED_MODES:
+        raise ValueError(f"mode {mode!r} decodes batch 1 only; batched modes: {', '.join(BATCHED_MODES)}")
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    device = next(model.parameters()).device
+    prompt_ids, prompt_valid = left_pad(prompts, device)
+    generator = torch.Generator(device=device).manual_seed(decode_params.seed)
+    sampler = Sampler(decode_params.temperature, generator)
+
+    counter = ForwardCounter(counting_target(model))
+    adapter = ModelAdapter(model, counter)
+    started = time.perf_counter()
+    streams = [TokenStream(decode_params.max_new_tokens, decode_params.eos_token_ids, started) for _ in prompts]
+    try:
+        accept_lengths = DECODERS[mode](adapter, prompt_ids, prompt_valid, streams, decode_params, sampler)
+    finally:
+        counter.close()
+
+    forwards = counter.log.forwards_by_kind()
+    query_tokens = counter.log.query_tokens_by_kind()
+    return [
+        GenerateResult(
+            mode=mode,
+            tokens=stream.tokens,
+            forwards=forwards,
+            query_tokens=query_tokens,
+            accept_lengths=accept_lengths,
+            forward_log=counter.log,
+            emit_seconds=stream.emit_seconds,
+            emit_counts=stream.emit_counts,
+            finish_reason=stream.finish_reason,
+            tokens_untrimmed=stream.tokens_untrimmed,
+            draft_adapter_active=adapter.draft_adapter_used if adapter.has_draft_adapter else None,
+            vendor_nfe=vendor_nfe(mode, forwards, len(stream.tokens)),
+            vendor_nfe_rule=VENDOR_NFE_RULES[mode],
+            batch_size=len(prompts),
+            params=decode_params.as_dict(),
+        )
+        for stream in streams
+    ]
+
+
+def resolve_params(model, params: dict) -> DecodeParams:
+    """Fill mask id and EOS ids from the checkpoint's config when the caller did not give them."""
+    params = dict(params)
+    config = getattr(model, "config", None)
+    if params.get("mask_token_id") is None:
+        params["mask_token_id"] = getattr(config, "mask_token_id", None)
+    eos = params.pop("eos_token_id", None)
+    if eos is None:
+        eos = params.pop("eos_token_ids", None)
+    if eos is None:
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if eos is None:
+        eos = getattr(config, "eos_token_id", None)
+    params["eos_token_ids"] = tuple(eos) if isinstance(eos, (list, tuple)) else (() if eos is None else (int(eos),))
+    unknown = set(params) - set(DecodeParams.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown decode parameter(s) {sorted(unknown)}; valid: {sorted(DecodeParams.__dataclass_fields__)}")
+    return DecodeParams(**params)
+
+
+def left_pad(prompts: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """-> ids [B, n] left-padded with token 0, valid [B, n] (None when no row is padded)."""
+    n = max(len(p) for p in prompts)
+    ids = torch.zeros(len(prompts), n, dtype=torch.long)
+    valid = torch.zeros(len(prompts), n, dtype=torch.bool)
+    for row, prompt in enumerate(prompts):
+        ids[row, n - len(prompt) :] = torch.tensor(prompt)
+        valid[row, n - len(prompt) :] = True
+    return ids.to(device), None if bool(valid.all()) else valid.to(device)
+
+
+def counting_target(model) -> torch.nn.Module:
+    """The module whose forward every pass goes through: the base model under a peft wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model

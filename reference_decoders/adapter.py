@@ -1,0 +1,163 @@
+"""The one model adapter every decoding mode runs on.
+
+Three operations, all over a stock transformers causal LM and a `DynamicCache`:
+
+- `causal_pass`: ordinary causal attention over the new tokens; their keys/values stay cached.
+- `block_pass`: the block's queries see the cached prefix and (by default) every position of the
+  block; the cache is cropped back to the prefix afterwards, so nothing is written.
+- `forward` + `keep`: the general form (used by the speculative modes): run any query mask, then
+  keep the first ``n`` query tokens in the cache and drop the rest.
+
+Left-padded batches are handled here, once, with explicit position ids and a 4-D boolean mask;
+the decoders never see padding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+from reference_decoders import masks
+from reference_decoders.counting import ForwardCounter
+
+
+@dataclass
+class DecodeState:
+    cache: DynamicCache
+    valid: torch.Tensor  # [B, P] bool: the cached position holds a real token (not left padding)
+    next_position: torch.Tensor  # [B] position id of the next token of each row
+    padded: bool  # any False in `valid`; kept as a Python bool to avoid a device sync per step
+
+    @property
+    def prefix_length(self) -> int:
+        return self.valid.shape[1]
+
+
+class ModelAdapter:
+    def __init__(self, model: torch.nn.Module, counter: ForwardCounter):
+        self.model = model
+        self.counter = counter
+        self.has_draft_adapter = hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+        self.draft_adapter_used = False
+        self.device = next(model.parameters()).device
+
+    # -- state --------------------------------------------------------------------------------
+
+    def new_state(self, batch_size: int) -> DecodeState:
+        config = getattr(self.model, "config", None)
+        return DecodeState(
+            cache=DynamicCache(config=config),
+            valid=torch.zeros(batch_size, 0, dtype=torch.bool, device=self.device),
+            next_position=torch.zeros(batch_size, dtype=torch.long, device=self.device),
+            padded=False,
+        )
+
+    def prefill(self, prompt_ids: torch.Tensor, prompt_valid: torch.Tensor | None = None) -> tuple[DecodeState, torch.Tensor]:
+        """Causal pass over the prompt. prompt_ids [B, n] (left-padded); returns (state, logits [B, V]) of the last position."""
+        B, n = prompt_ids.shape
+        state = self.new_state(B)
+        if prompt_valid is not None and not bool(prompt_valid.all()):
+            state.padded = True
+            # Pad queries attend to themselves only: a fully masked row would give NaN keys and
+            # values in the next layer, and 0 x NaN poisons every real row.
+            query_mask = masks.causal(n, self.device) & (prompt_valid[:, None, :] | torch.eye(n, dtype=torch.bool, device=self.device))
+            positions = (prompt_valid.long().cumsum(-1) - 1).clamp(min=0)
+            logits = self._run(state, prompt_ids, "prefill", query_mask, positions, logits_to_keep=1)
+            state.valid = prompt_valid.clone()
+            state.next_position = prompt_valid.long().sum(-1)
+        else:
+            logits = self._run(state, prompt_ids, "prefill", None, None, logits_to_keep=1)
+            state.valid = torch.ones(B, n, dtype=torch.bool, device=self.device)
+            state.next_position = torch.full((B,), n, dtype=torch.long, device=self.device)
+        return state, logits[:, -1]
+
+    # -- passes ---------------------------------------------------------------------------------
+
+    def causal_pass(self, state: DecodeState, ids: torch.Tensor, kind: str, logits_to_keep: int = 0) -> torch.Tensor:
+        """ids [B, q] -> logits [B, q or logits_to_keep, V]; the q tokens are appended to the cache."""
+        logits = self.forward(state, ids, kind, None, logits_to_keep=logits_to_keep)
+        self.keep(state, ids.shape[1])
+        return logits
+
+    def block_pass(
+        self,
+        state: DecodeState,
+        ids: torch.Tensor,
+        kind: str,
+        query_mask: torch.Tensor | None = None,
+        position_offsets: torch.Tensor | None = None,
+        draft_adapter: bool = False,
+    ) -> torch.Tensor:
+        """ids [B, q] -> logits [B, q, V]; reads the cache, leaves it as it was."""
+        q = ids.shape[1]
+        mask = masks.bidirectional(q, self.device) if query_mask is None else query_mask
+        logits = self.forward(state, ids, kind, mask, position_offsets, draft_adapter=draft_adapter)
+        self.keep(state, 0)
+        return logits
+
+    def forward(
+        self,
+        state: DecodeState,
+        ids: torch.Tensor,
+        kind: str,
+        query_mask: torch.Tensor | None,
+        position_offsets: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
+        draft_adapter: bool = False,
+    ) -> torch.Tensor:
+        """One forward of ids [B, q] after the cached prefix; the cache then holds prefix + q until `keep`.
+
+        query_mask None means causal; position_offsets None means consecutive positions.
+        """
+        q = ids.shape[1]
+        if query_mask is None and position_offsets is None and not state.padded:
+            # Let transformers build the causal mask itself: this keeps the fast SDPA causal kernels.
+            return self._run(state, ids, kind, None, None, logits_to_keep, draft_adapter)
+        if query_mask is None:
+            query_mask = masks.causal(q, self.device)
+        offsets = torch.arange(q, device=self.device) if position_offsets is None else position_offsets
+        positions = state.next_position[:, None] + offsets[None, :]
+        mask4d = masks.with_prefix(query_mask, state.valid)
+        return self._run(state, ids, kind, mask4d, positions, logits_to_keep, draft_adapter, prebuilt=True)
+
+    def keep(self, state: DecodeState, n: int) -> None:
+        """After `forward`: keep the first n query tokens of the last forward in the cache, drop the rest."""
+        cached = state.cache.get_seq_length()
+        drop = cached - state.prefix_length - n
+        if drop < 0:
+            raise ValueError(f"cannot keep {n} tokens: only {cached - state.prefix_length} were added")
+        if drop:
+            state.cache.crop(-drop)
+        if n:
+            B = state.valid.shape[0]
+            state.valid = torch.cat([state.valid, torch.ones(B, n, dtype=torch.bool, device=self.device)], dim=1)
+            state.next_position = state.next_position + n
+
+    # -- the one place the model is called -------------------------------------------------------
+
+    def _run(self, state, ids, kind, mask, positions, logits_to_keep=0, draft_adapter=False, prebuilt=False):
+        if mask is not None and not prebuilt:
+            mask = mask[:, None]  # [B, q, q] -> [B, 1, q, q] (prefill: no cached prefix yet)
+        with self.counter.phase(kind), self._adapter_state(draft_adapter), torch.inference_mode():
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=state.cache,
+                use_cache=True,
+                logits_to_keep=logits_to_keep,
+            )
+        return out.logits
+
+    def _adapter_state(self, draft_adapter: bool):
+        if not self.has_draft_adapter:
+            return contextlib.nullcontext()
+        if draft_adapter:
+            self.draft_adapter_used = True
+            return contextlib.nullcontext()
+        # The draft LoRA specialises drafting only; every other pass must see the base weights.
+        return self.model.disable_adapter()
+
