@@ -1,0 +1,223 @@
+"""Structured configs: one dataclass per component, registered in Hydra's ConfigStore.
+
+Every default lives here, once; the YAML files under ``configs/`` only choose values. Each
+dataclass validates itself in ``__post_init__`` (run by `to_bench_config`, before any model is
+loaded) and raises `ConfigError` naming the key and the valid choices. Fairness rules between
+components (a mode the model was not trained for, a runner that cannot run a mode) are not
+errors: such a cell is skipped with a recorded reason (`harness.cell.skip_reason`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+MODES = ("ar", "diffusion", "linear_spec", "quadratic_spec")
+FAMILIES = ("auto", "qwen3", "ministral3", "nemotron_labs_diffusion")
+DTYPES = ("float32", "bfloat16", "float16", "float64")
+DEVICES = ("auto", "cpu", "cuda")
+RUNNERS = ("reference", "vendor", "vllm", "sglang")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and the valid choices."""
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _choice(value: Any, key: str, choices: tuple) -> None:
+    _require(value in choices, key, f"{value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # label used in records and reports
+    source: str = MISSING  # Hugging Face hub id, local directory, or "builtin:<name>" (ships in this repo)
+    revision: Optional[str] = None  # hub commit or tag; pin it for published numbers
+    family: str = "auto"  # auto = read model_type from the checkpoint's config.json
+    modes: list[str] = field(default_factory=lambda: ["ar"])  # modes the checkpoint was trained for
+    dtype: str = "bfloat16"
+    draft_lora: Optional[str] = None  # linear_spec draft LoRA: subfolder of `source`, or a path
+    trust_remote_code: bool = False  # only the `vendor` cross-check runner executes remote code
+    random_weights: bool = False  # timing-only: the checkpoint's shapes with random weights, no download
+
+    def __post_init__(self):
+        _choice(self.family, "model.family", FAMILIES)
+        _choice(self.dtype, "model.dtype", DTYPES)
+        _require(len(self.modes) > 0, "model.modes", "list at least one mode")
+        for mode in self.modes:
+            _choice(mode, "model.modes", MODES)
+
+
+@dataclass
+class ModeConfig:
+    name: str = MISSING
+    block_length: Optional[int] = None  # None = the checkpoint's block_size (vendor default 32)
+    threshold: Optional[float] = None
+    steps: Optional[int] = None  # diffusion without threshold: passes per block (None = block length)
+    temperature: float = 0.0
+    use_draft_lora: bool = False
+    batch_size: int = 1
+
+    def __post_init__(self):
+        _choice(self.name, "mode.name", MODES)
+        _require(self.temperature >= 0, "mode.temperature", f"must be >= 0, got {self.temperature}")
+        _require(self.batch_size >= 1, "mode.batch_size", f"must be >= 1, got {self.batch_size}")
+        if self.name == "ar":
+            for key in ("block_length", "threshold", "steps"):
+                _require(getattr(self, key) is None, f"mode.{key}", "mode ar takes no block parameters; leave it null")
+        if self.block_length is not None:
+            _require(self.block_length >= 2, "mode.block_length", f"must be >= 2, got {self.block_length}")
+        if self.threshold is not None:
+            _require(0.0 <= self.threshold <= 1.0, "mode.threshold", f"must be in [0, 1] or null, got {self.threshold}")
+        if self.steps is not None:
+            _require(self.name == "diffusion" and self.threshold is None, "mode.steps",
+                     "only diffusion without a threshold runs a fixed number of steps")
+            _require(self.steps >= 1, "mode.steps", f"must be >= 1, got {self.steps}")
+        _require(not self.use_draft_lora or self.name == "linear_spec", "mode.use_draft_lora",
+                 "the draft LoRA exists for linear_spec only")
+        _require(self.batch_size == 1 or self.name in ("ar", "diffusion"), "mode.batch_size",
+                 f"mode {self.name} decodes batch 1 only; batched modes: ar, diffusion")
+
+
+@dataclass
+class ReferenceRunnerConfig:
+    """Our own decoders (reference_decoders) over a transformers model."""
+
+    name: str = "reference"
+    device: str = "auto"  # auto = cuda when available, else cpu
+    warmup: int = 1  # decodes of the first sample before timing starts, excluded from records
+    min_repetitions: int = 1  # timed repetitions of each sample: at least this many ...
+    min_duration_s: float = 0.0  # ... and until this much time has been spent on the sample
+    max_repetitions: int = 20
+    time_forwards: bool = True  # per-forward wall time through the counting hook
+
+    def __post_init__(self):
+        _choice(self.name, "runner.name", RUNNERS)
+        _choice(self.device, "runner.device", DEVICES)
+        _require(self.warmup >= 0, "runner.warmup", f"must be >= 0, got {self.warmup}")
+        _require(self.min_repetitions >= 1, "runner.min_repetitions", f"must be >= 1, got {self.min_repetitions}")
+        _require(self.max_repetitions >= self.min_repetitions, "runner.max_repetitions",
+                 f"must be >= min_repetitions ({self.min_repetitions}), got {self.max_repetitions}")
+        _require(self.min_duration_s >= 0, "runner.min_duration_s", f"must be >= 0, got {self.min_duration_s}")
+
+
+@dataclass
+class HardwareConfig:
+    name: str = MISSING
+    device_type: str = "cpu"  # cpu | cuda
+    device_pattern: str = ".*"  # regex the detected device name must match
+    memory_gb: Optional[float] = None
+    memory_bandwidth_gbs: Optional[float] = None  # GB/s, for the roofline floor
+    bf16_tflops: Optional[float] = None  # dense
+    price_per_gpu_hour: Optional[float] = None  # USD; override for your contract
+    gpus: int = 1
+    allow_mismatch: bool = False  # run even if the detected device does not match (recorded)
+    slurm_partition: Optional[str] = None
+    slurm_gpus_per_node: Optional[int] = None
+    slurm_time_min: int = 240
+
+    def __post_init__(self):
+        _choice(self.device_type, "hardware.device_type", ("cpu", "cuda"))
+        try:
+            re.compile(self.device_pattern)
+        except re.error as exc:
+            raise ConfigError(f"hardware.device_pattern: not a valid regular expression ({exc})") from None
+        _require(self.gpus >= 1, "hardware.gpus", f"must be >= 1, got {self.gpus}")
+        for key in ("memory_gb", "memory_bandwidth_gbs", "bf16_tflops", "price_per_gpu_hour"):
+            value = getattr(self, key)
+            _require(value is None or value >= 0, f"hardware.{key}", f"must be >= 0 or null, got {value}")
+
+
+@dataclass
+class ContextConfig:
+    name: str = MISSING
+    input_tokens: int = 0  # prompt length in the model's tokens; 0 = the task's own prompt
+
+    def __post_init__(self):
+        _require(self.input_tokens >= 0, "context.input_tokens",
+                 f"must be >= 0 (0 = the task's own prompt length), got {self.input_tokens}")
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING  # key in harness.tasks.REGISTRY
+    num_samples: int = 8  # first N samples; 0 = all
+    max_new_tokens: int = 64
+    seed: int = 0
+    source: Optional[str] = None  # hub dataset id or local file; None = the task's default
+    revision: Optional[str] = None
+    split: Optional[str] = None
+    few_shot: Optional[int] = None  # None = the task's reference count
+    use_chat_template: Optional[bool] = None  # None = when the tokenizer has one
+
+    def __post_init__(self):
+        from harness.tasks import REGISTRY
+
+        _choice(self.name, "task.name", tuple(sorted(REGISTRY)))
+        _require(self.num_samples >= 0, "task.num_samples", f"must be >= 0, got {self.num_samples}")
+        _require(self.max_new_tokens >= 1, "task.max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
+        _require(self.few_shot is None or self.few_shot >= 0, "task.few_shot", f"must be >= 0, got {self.few_shot}")
+
+
+@dataclass
+class SweepConfig:
+    name: str = "default"  # results go to <results_dir>/<name>/
+
+    def __post_init__(self):
+        _require(bool(re.fullmatch(r"[A-Za-z0-9._-]+", self.name)), "sweep.name",
+                 f"{self.name!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
+
+
+@dataclass
+class BenchConfig:
+    model: ModelConfig = MISSING
+    mode: ModeConfig = MISSING
+    runner: Any = MISSING
+    hardware: HardwareConfig = MISSING
+    context: ContextConfig = MISSING
+    task: TaskConfig = MISSING
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    results_dir: str = "results"
+    seed: int = 0
+    force: bool = False  # rerun cells whose results already exist
+
+
+RUNNER_SCHEMAS: dict[str, type] = {"reference": ReferenceRunnerConfig}
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="bench_schema", node=BenchConfig)
+    cs.store(group="model", name="schema", node=ModelConfig)
+    cs.store(group="mode", name="schema", node=ModeConfig)
+    cs.store(group="hardware", name="schema", node=HardwareConfig)
+    cs.store(group="context", name="schema", node=ContextConfig)
+    cs.store(group="task", name="schema", node=TaskConfig)
+    cs.store(group="sweep", name="schema", node=SweepConfig)
+    for name, schema in RUNNER_SCHEMAS.items():
+        cs.store(group="runner", name=f"{name}_schema", node=schema)
+
+
+def to_bench_config(cfg: DictConfig) -> BenchConfig:
+    """Resolve and instantiate the dataclasses, which validates every component."""
+    cfg = OmegaConf.masked_copy(cfg, [f.name for f in fields(BenchConfig)]) if "hydra" in cfg else cfg
+    try:
+        bench = OmegaConf.to_object(cfg)
+    except ConfigError:
+        raise
+    except Exception as exc:  # omegaconf wraps errors raised inside __post_init__
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(str(exc)) from None
+    if not isinstance(bench.runner, tuple(RUNNER_SCHEMAS.values())):
+        raise ConfigError(f"runner: unknown runner config; choose one of: {', '.join(RUNNER_SCHEMAS)}")
+    return bench

@@ -1,0 +1,77 @@
+"""The results store: one parquet file per cell under ``<results_dir>/<sweep>/``.
+
+Files are written atomically (a hidden temporary name in the same folder, fsync, then rename),
+so a killed run never leaves a half-written file and a reader never sees one. Hidden and
+``_``-prefixed entries (temporary files, ``_logs``, ``_report``, ``_hydra``) are ignored by
+pandas / pyarrow, so ``pandas.read_parquet(<results_dir>/<sweep>)`` returns exactly the records.
+A cell is complete when its file exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness.records import SCHEMA, SCHEMA_VERSION, to_table
+
+
+class ResultStore:
+    def __init__(self, results_dir: str | os.PathLike, sweep: str):
+        self.root = Path(results_dir) / sweep
+
+    def cell_file(self, cell_key: str, label: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label)
+        return self.root / f"{safe}-{cell_key}.parquet"
+
+    def find_cell(self, cell_key: str) -> Path | None:
+        matches = sorted(self.root.glob(f"*-{cell_key}.parquet"))
+        return matches[0] if matches else None
+
+    def is_complete(self, cell_key: str) -> bool:
+        return self.find_cell(cell_key) is not None
+
+    def write_cell(self, cell_key: str, label: str, rows: list[dict], metadata: dict[str, str] | None = None) -> Path:
+        table = to_table(rows)
+        meta = {**(table.schema.metadata or {}), b"dlm_bench_schema_version": SCHEMA_VERSION.encode()}
+        meta.update({k.encode(): v.encode() for k, v in (metadata or {}).items()})
+        table = table.replace_schema_metadata(meta)
+        path = self.cell_file(cell_key, label)
+        atomic_write_parquet(table, path)
+        return path
+
+    def read(self) -> pd.DataFrame:
+        return read_results(self.root)
+
+
+def atomic_write_parquet(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+
+
+def read_results(path: str | os.PathLike) -> pd.DataFrame:
+    """Every record under a sweep folder (or a folder of sweeps), as one tidy DataFrame."""
+    files = sorted(p for p in Path(path).rglob("*.parquet") if not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
+    if not files:
+        return SCHEMA.empty_table().to_pandas()
+    tables = [pq.read_table(f) for f in files]
+    return pa.concat_tables(tables, promote_options="default").to_pandas()

@@ -1,0 +1,16 @@
+"""Runners: the reference decoders here, the served engines (vLLM, SGLang) beside them."""
+
+from __future__ import annotations
+
+from runners.base import CellInfo, Runner, SampleResult
+from runners.reference import ReferenceRunner
+
+RUNNERS: dict[str, type[Runner]] = {"reference": ReferenceRunner}
+
+__all__ = ["RUNNERS", "CellInfo", "Runner", "SampleResult", "get_runner"]
+
+
+def get_runner(name: str) -> Runner:
+    if name not in RUNNERS:
+        raise KeyError(f"unknown runner {name!r}; valid: {', '.join(RUNNERS)}")
+    return RUNNERS[name]()

@@ -1,0 +1,77 @@
+"""The runner contract: a runner turns prompts into per-sample measurements, nothing else.
+
+A runner never writes files and never scores: it yields `SampleResult`s, and the harness adds the
+cell's identity, the score and the environment before the store writes them. `CellInfo` is what
+the runner learned while preparing the cell (the loaded model's size, the block length it
+resolved), recorded with every row so that nothing decided at run time goes unrecorded.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from reference_decoders.counting import FORWARD_KINDS
+
+
+@dataclass
+class CellInfo:
+    model_family: str | None = None
+    model_parameters: int | None = None
+    model_weight_bytes: int | None = None
+    block_length: int | None = None  # resolved (config null -> the checkpoint's block_size)
+    max_positions: int | None = None
+    hardware_detected: str | None = None
+    timing_only: bool = False
+    tokenizer: Any = None  # for prompt building; not recorded
+
+
+@dataclass
+class SampleResult:
+    sample_id: str
+    repetition: int = 0
+    status: str = "ok"  # ok | error
+    error: str | None = None
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None
+    max_new_tokens: int | None = None
+    tokens_untrimmed: int | None = None
+    finish_reason: str | None = None
+    output_token_ids: list[int] | None = None
+    output_text: str | None = None
+    forwards: dict[str, int] = field(default_factory=dict)
+    query_tokens: dict[str, int] = field(default_factory=dict)
+    accept_lengths: list[int] | None = None
+    vendor_nfe: int | None = None
+    vendor_nfe_rule: str | None = None
+    forward_kinds: list[str] | None = None
+    forward_query_tokens: list[int] | None = None
+    forward_seconds: list[float] | None = None
+    emit_seconds: list[float] | None = None
+    emit_counts: list[int] | None = None
+    ttft_s: float | None = None
+    e2e_s: float | None = None
+    draft_adapter_active: bool | None = None
+
+    def columns(self) -> dict:
+        row = {k: v for k, v in self.__dict__.items() if k not in ("forwards", "query_tokens")}
+        if self.status == "ok":
+            for kind in FORWARD_KINDS:
+                row[f"forwards_{kind}"] = self.forwards.get(kind, 0)
+                row[f"query_tokens_{kind}"] = self.query_tokens.get(kind, 0)
+        return row
+
+
+class Runner(ABC):
+    name: str
+    modes: tuple[str, ...]  # decoding modes this runner can execute
+
+    @abstractmethod
+    def prepare(self, bench) -> CellInfo:
+        """Load (or reuse) what the cell needs; called once per cell, before any sample."""
+
+    @abstractmethod
+    def run(self, bench, info: CellInfo, samples: list) -> Iterator[SampleResult]:
+        """Decode every sample (harness.prompts.Sample or Unfittable), yielding one result per repetition."""
