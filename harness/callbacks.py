@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,10 @@ class Preflight(Callback):
             except ConfigError as exc:
                 problems.append(f"  {' '.join(job)}\n    -> {exc}")
         if problems:
-            raise ConfigError(f"{len(problems)} of {len(jobs)} cells have invalid configs:\n" + "\n".join(problems))
+            # Hydra turns exceptions raised in callbacks into warnings; SystemExit stops the sweep.
+            print(f"dlm-bench: {len(problems)} of {len(jobs)} cells have invalid configs (nothing was run):", file=sys.stderr)
+            print("\n".join(problems), file=sys.stderr)
+            raise SystemExit(2)
         log.info("preflight: %d cells validated", len(jobs))
 
 

@@ -194,16 +194,12 @@ RUNNER_SCHEMAS: dict[str, type] = {"reference": ReferenceRunnerConfig}
 
 
 def register_configs() -> None:
+    """BenchConfig types every group but the runner, whose schema differs per runner: a runner
+    option names its schema with ``defaults: [/schema/runner/<name>@_here_]``."""
     cs = ConfigStore.instance()
     cs.store(name="bench_schema", node=BenchConfig)
-    cs.store(group="model", name="schema", node=ModelConfig)
-    cs.store(group="mode", name="schema", node=ModeConfig)
-    cs.store(group="hardware", name="schema", node=HardwareConfig)
-    cs.store(group="context", name="schema", node=ContextConfig)
-    cs.store(group="task", name="schema", node=TaskConfig)
-    cs.store(group="sweep", name="schema", node=SweepConfig)
     for name, schema in RUNNER_SCHEMAS.items():
-        cs.store(group="runner", name=f"{name}_schema", node=schema)
+        cs.store(group="schema/runner", name=name, node=schema)
 
 
 def to_bench_config(cfg: DictConfig) -> BenchConfig:

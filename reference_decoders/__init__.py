@@ -37,17 +37,18 @@ DECODERS = {
 BATCHED_MODES = ("ar", "diffusion")
 
 
-def generate(model, prompt_ids: torch.Tensor, mode: str, **params) -> GenerateResult:
+def generate(model, prompt_ids: torch.Tensor, mode: str, *, time_forwards: bool = True, **params) -> GenerateResult:
     """Decode one prompt ``prompt_ids [1, n]`` in ``mode``; see `DecodeParams` for the parameters."""
     if prompt_ids.dim() != 2 or prompt_ids.shape[0] != 1:
         raise ValueError(f"prompt_ids must be [1, n], got {tuple(prompt_ids.shape)}; use generate_batch for several prompts")
-    return generate_batch(model, [prompt_ids[0].tolist()], mode, **params)[0]
+    return generate_batch(model, [prompt_ids[0].tolist()], mode, time_forwards=time_forwards, **params)[0]
 
 
-def generate_batch(model, prompts: list[list[int]], mode: str, **params) -> list[GenerateResult]:
+def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards: bool = True, **params) -> list[GenerateResult]:
     """Decode several prompts together (left-padded); ``ar`` and ``diffusion`` only.
 
     Forward counts are those of the whole batch: each result carries the same ``forwards``.
+    ``time_forwards`` times every forward through the counting hook (a device sync per forward).
     """
     decode_params = resolve_params(model, params)
     decode_params.check(mode)
@@ -60,7 +61,7 @@ def generate_batch(model, prompts: list[list[int]], mode: str, **params) -> list
     generator = torch.Generator(device=device).manual_seed(decode_params.seed)
     sampler = Sampler(decode_params.temperature, generator)
 
-    counter = ForwardCounter(counting_target(model))
+    counter = ForwardCounter(counting_target(model), time_forwards=time_forwards)
     adapter = ModelAdapter(model, counter)
     started = time.perf_counter()
     streams = [TokenStream(decode_params.max_new_tokens, decode_params.eos_token_ids, started) for _ in prompts]

@@ -56,9 +56,13 @@ def ended_before_mask(block: torch.Tensor, masked: torch.Tensor, eos: torch.Tens
     return is_eos.any(-1) & ~mask_before
 
 
-def denoise_block(adapter: ModelAdapter, state, block: torch.Tensor, params: DecodeParams, sampler: Sampler) -> torch.Tensor:
-    """block [B, L] with MASKs -> block [B, L] with none left before any EOS; one block pass per iteration."""
-    masked = block == params.mask_token_id
+def denoise_block(adapter: ModelAdapter, state, block: torch.Tensor, masked: torch.Tensor, params: DecodeParams, sampler: Sampler) -> torch.Tensor:
+    """block [B, L], masked [B, L] -> block with no MASK left before any EOS; one block pass per iteration.
+
+    Masked positions are tracked explicitly, not by token value: a model may well predict the
+    mask token id itself (a random one does), and that prediction is a commit like any other.
+    """
+    masked = masked.clone()
     eos = torch.tensor(params.eos_token_ids, device=block.device)
     schedule = None
     if params.threshold is None:
@@ -92,9 +96,10 @@ def diffusion_generate(adapter, prompt_ids, prompt_valid, streams: list[TokenStr
             stream.emit([token])  # the seed is final as soon as it exists
         block = torch.full((B, L), params.mask_token_id, dtype=torch.long, device=seed.device)
         block[:, 0] = seed
-        # Rows already finished take no part in the denoising: give them a block with no MASK.
-        block[finished] = seed[finished, None]
-        block = denoise_block(adapter, state, block, params, sampler)
+        masked = torch.ones(B, L, dtype=torch.bool, device=seed.device)
+        masked[:, 0] = False
+        masked[finished] = False  # rows already finished take no part in the denoising
+        block = denoise_block(adapter, state, block, masked, params, sampler)
         for stream, row in zip(streams, block[:, 1:].tolist()):
             stream.emit(row)
         if all(s.done for s in streams):

@@ -24,8 +24,9 @@ from reference_decoders.sampling import Sampler
 
 
 def draft_block(adapter: ModelAdapter, state, block: torch.Tensor, params: DecodeParams, sampler: Sampler):
-    """block [1, L] -> (drafted block [1, L], draft distributions [L, V] of the drafted positions)."""
-    masked = block == params.mask_token_id
+    """block [1, L] = [seed, MASK...] -> (drafted block [1, L], draft distributions [L, V] or None)."""
+    masked = torch.ones_like(block, dtype=torch.bool)
+    masked[:, 0] = False
     draft_probs = None
     threshold = params.threshold or 0.0
     while bool(masked.any()):

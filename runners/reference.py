@@ -136,7 +136,9 @@ class ReferenceRunner(Runner):
     def decode(self, bench, info: CellInfo, batch: list) -> list:
         params = self.decode_params(bench, info, batch[0].id)
         prompts = [s.prompt_ids for s in batch]
-        return reference_decoders.generate_batch(self.loaded.model, prompts, bench.mode.name, **params)
+        return reference_decoders.generate_batch(
+            self.loaded.model, prompts, bench.mode.name, time_forwards=bench.runner.time_forwards, **params
+        )
 
     def to_sample_result(self, sample, result, repetition: int, bench) -> SampleResult:
         tokenizer = self.loaded.tokenizer
