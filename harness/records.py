@@ -122,3 +122,14 @@ def to_table(rows: list[dict]) -> pa.Table:
             raise SchemaError(f"unknown record column(s) {sorted(unknown)}; the schema is harness.records.COLUMNS")
     full = [{name: row.get(name) for name in COLUMN_NAMES} for row in rows]
     return pa.Table.from_pylist(full, schema=SCHEMA)
+
+
+def markdown_table() -> str:
+    """The schema as the Markdown table in results/README.md (`python -m harness.records`)."""
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.type} | {c.doc.replace('|', '/')} |" for c in COLUMNS]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
