@@ -113,6 +113,18 @@ class ReferenceRunnerConfig:
 
 
 @dataclass
+class VendorRunnerConfig:
+    """The checkpoint's own decoding functions (remote code): a cross-check of our counts and outputs."""
+
+    name: str = "vendor"
+    device: str = "auto"
+
+    def __post_init__(self):
+        _choice(self.name, "runner.name", RUNNERS)
+        _choice(self.device, "runner.device", DEVICES)
+
+
+@dataclass
 class HardwareConfig:
     name: str = MISSING
     device_type: str = "cpu"  # cpu | cuda
@@ -192,8 +204,14 @@ class BenchConfig:
     seed: int = 0
     force: bool = False  # rerun cells whose results already exist
 
+    def __post_init__(self):
+        # Rules between components (each component validated itself already).
+        if getattr(self.runner, "name", None) == "vendor":
+            _require(self.model.trust_remote_code, "model.trust_remote_code",
+                     "runner=vendor executes the checkpoint's own Python code; opt in with model.trust_remote_code=true")
 
-RUNNER_SCHEMAS: dict[str, type] = {"reference": ReferenceRunnerConfig}
+
+RUNNER_SCHEMAS: dict[str, type] = {"reference": ReferenceRunnerConfig, "vendor": VendorRunnerConfig}
 
 
 def register_configs() -> None:

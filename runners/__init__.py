@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from runners.base import CellInfo, Runner, SampleResult
 from runners.reference import ReferenceRunner
+from runners.vendor import VendorRunner
 
-RUNNERS: dict[str, type[Runner]] = {"reference": ReferenceRunner}
+RUNNERS: dict[str, type[Runner]] = {"reference": ReferenceRunner, "vendor": VendorRunner}
 
 __all__ = ["RUNNERS", "CellInfo", "Runner", "SampleResult", "get_runner"]
 
