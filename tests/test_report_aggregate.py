@@ -147,15 +147,17 @@ def test_accuracy_is_paired_on_the_samples_both_cells_scored(tmp_path):
     assert row["dacc_lo"] < row["dacc"] < row["dacc_hi"]
 
 
-def engine_rows(mode, concurrency, tokens_per_s_system, block_length=None, forwards_per_request=None, n=16):
+def engine_rows(mode, concurrency, tokens_per_s_system, block_length=None, forwards_per_request=None, n=16,
+                e2e_scale=1.0):
     cell = base_row(model="nemotron-labs-diffusion-8b" if mode != "ar" else "qwen3-8b", mode=mode,
                     runner="sglang", hardware="gb200", task="speed_bench_throughput_1k", block_length=block_length,
                     concurrency=concurrency, hw_price_per_gpu_hour=6.0, hw_gpus=1)
     duration = n * 200 / tokens_per_s_system
     rows = []
     for i in range(n):
-        forwards = {"prefill": 1, "verify": forwards_per_request} if forwards_per_request else {}
-        rows.append(sample_row(cell, i, new_tokens=200, forwards=forwards, vendor_nfe=None, e2e_s=1.0 + 0.05 * i,
+        kind = "decode" if mode == "ar" else "verify"
+        forwards = {"prefill": 1, kind: forwards_per_request} if forwards_per_request else {}
+        rows.append(sample_row(cell, i, new_tokens=200, forwards=forwards, vendor_nfe=None, e2e_s=(1.0 + 0.05 * i) * e2e_scale,
                                ttft_s=0.1, correct=None, cell_duration_s=duration, energy_j=100.0,
                                itl_s=[0.01 * (1 + (i + k) % 4) for k in range(10)]))
         if not forwards:
@@ -222,3 +224,35 @@ def test_draft_lora_separates_cells_in_the_sweep_summary(folder):
     summary = summarize(read_results(folder))
     assert len(summary[summary["mode"] == "linear_spec"]) == 2
     assert isinstance(pd.read_parquet(folder), pd.DataFrame)
+
+
+def test_resampling_by_counts_equals_resampling_the_samples():
+    """The bootstrap draws counts per sample; each statistic must equal the same statistic computed
+    on the resample written out sample by sample."""
+    from harness.report.aggregate import _counts, percentile, ratio_of_sums
+
+    rng = np.random.default_rng(3)
+    values, other = rng.lognormal(size=37), rng.uniform(1, 2, size=37)
+    (counts,) = _counts(37, 200, 5)[:1]
+    assert (counts.sum(axis=1) == 37).all()
+    for row in counts[:50]:
+        resample = np.repeat(values, row.astype(int))
+        resample_other = np.repeat(other, row.astype(int))
+        for q in (50, 90, 99):
+            assert percentile(q).resampled(row[None, :], values)[0] == pytest.approx(np.percentile(resample, q))
+        assert mean.resampled(row[None, :], values)[0] == pytest.approx(resample.mean())
+        assert ratio_of_sums.resampled(row[None, :], values, other)[0] == pytest.approx(resample.sum() / resample_other.sum())
+
+
+def test_pooled_itl_percentiles_resample_whole_requests():
+    from harness.report.aggregate import pooled_percentiles
+
+    # Two kinds of request: fast (10 ms gaps) and slow (50 ms gaps); the pooled median depends on the mix.
+    lists = pd.Series([[0.01] * 20] * 10 + [[0.05] * 20] * 10)
+    est = pooled_percentiles(lists, [50], Bootstrap(resamples=1000, seed=0))[50]
+    assert est.value == pytest.approx(0.03)  # numpy's linear rule between the two halves
+    assert (est.low, est.high) == (0.01, 0.05)  # either kind can be the majority of a resample
+    same = pooled_percentiles(pd.Series([[0.01, 0.02]] * 8), [50, 99], BOOT)
+    for q in (50, 99):  # every resample pools the same mix: a zero-width interval at the value
+        assert same[q].low == pytest.approx(same[q].value) and same[q].high == pytest.approx(same[q].value)
+    assert same[50].value == pytest.approx(0.015)

@@ -20,7 +20,8 @@ import pandas as pd
 from harness.config import ConfigError
 from harness.metrics import summarize
 from harness.report.aggregate import DEFINITIONS, TPF_RULES, Aggregates, Bootstrap, Estimate, aggregate
-from harness.report.claims import DEFAULT_CLAIMS, Claim, Verdict, evaluate_claims, load_claims, rule_description
+from harness.report.claims import (DEFAULT_CLAIMS, Claim, Verdict, conditions_text, evaluate_claims, load_claims,
+                                   rule_description)
 from harness.report.plots import Plot, draw_all
 from harness.report.render import Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from harness.store import read_results
@@ -137,10 +138,6 @@ def claims_frame(verdicts: list[Verdict]) -> pd.DataFrame:
     } for v in verdicts])
 
 
-def conditions_text(conditions: dict) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in conditions.items()) or "-"
-
-
 def claims_section(verdicts: list[Verdict]) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Claims"), Paragraph(
         "Each vendor claim, judged from these records: confirmed or refuted when the 95% interval lies on one side "
@@ -249,11 +246,9 @@ def any_finite(cells: pd.DataFrame, names: list[str]) -> bool:
     return bool(np.isfinite(cells[names].to_numpy(dtype=float)).any())
 
 
-def cells_section(ag: Aggregates) -> list[Block]:
+def headline_table(ag: Aggregates) -> pd.DataFrame:
+    """One line per cell that ran: accuracy, TPF, throughput and the comparison with its baseline."""
     cells = ran(ag.cells)
-    blocks: list[Block] = [Heading(2, "Results per cell")]
-    if cells.empty:
-        return blocks + [Paragraph("No cell produced samples.")]
     comp = ag.comparisons.set_index("cell_id") if not ag.comparisons.empty else pd.DataFrame()
 
     def compared(cell_id, name):
@@ -261,15 +256,22 @@ def cells_section(ag: Aggregates) -> list[Block]:
             return "-"
         return estimate(comp.loc[cell_id], name).text()
 
-    blocks += [Heading(3, "Headline"), Paragraph(
-        "acc: % correct; TPF: new tokens / forwards (prefill included); tok/s sys: system output throughput; "
-        "speedup: ratio of median per-request tok/s against the baseline; dacc: paired accuracy difference in "
-        "points against the baseline. [lo, hi]: 95% bootstrap interval.")]
-    blocks.append(Table(pd.DataFrame([{
+    return pd.DataFrame([{
         **identity(r), "n": r["samples"], "acc %": ci(r, "acc"), "TPF": ci(r, "tpf"), "tok/s sys": ci(r, "tok_s_system"),
         "speedup": compared(r["cell_id"], "speedup"), "dacc (pts)": compared(r["cell_id"], "dacc"),
         "timing only": "yes" if r["timing_only"] else "",
-    } for _, r in cells.iterrows()])))
+    } for _, r in cells.iterrows()])
+
+
+def cells_section(ag: Aggregates) -> list[Block]:
+    cells = ran(ag.cells)
+    blocks: list[Block] = [Heading(2, "Results per cell")]
+    if cells.empty:
+        return blocks + [Paragraph("No cell produced samples.")]
+    blocks += [Heading(3, "Headline"), Paragraph(
+        "acc: % correct; TPF: new tokens / forwards (prefill included); tok/s sys: system output throughput; "
+        "speedup: ratio of median per-request tok/s against the baseline; dacc: paired accuracy difference in "
+        "points against the baseline. [lo, hi]: 95% bootstrap interval."), Table(headline_table(ag))]
 
     blocks += [Heading(3, "Tokens per forward under each counting rule"), Paragraph(
         "TPF: ours, prefill included; TPF-np: without the prefill; vTPF: the vendor's nfe rule for the mode on our "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -76,7 +77,8 @@ DEFINITIONS = {
     "ms/fwd": ("median over samples of the mean wall time of the forwards after the prefill (device-synchronised); "
                "without per-forward times, (E2E - TTFT) / (forwards - prefill forwards)"),
     "TTFT/TPOT/E2E pXX": "percentile over samples of the per-sample median; TPOT = (E2E - TTFT) / (new tokens - 1)",
-    "ITL pXX": "percentile of inter-chunk gaps pooled over requests (engines; a multi-token chunk is one gap)",
+    "ITL pXX": ("percentile of inter-chunk gaps pooled over requests (engines; a multi-token chunk is one gap); "
+                "interval from resampling whole requests, resolved to 1/2000 of the pooled distribution"),
     "J/tok": "sum(NVML energy per repetition) / sum(new tokens)",
     "$/1M tok": "price per GPU-hour x GPUs / (tok/s sys x 3600) x 1e6, prices as recorded in the rows",
     "speedup": "median per-request tok/s of the cell / the same for its baseline (ratio of medians)",
@@ -129,16 +131,109 @@ class Estimate:
 
 
 # --- bootstrap ---------------------------------------------------------------------------------
+# A resample is represented by how many times it draws each sample (a row of `counts`), so sums
+# are matrix products and percentiles come from one sort plus cumulative counts: the same numbers
+# as indexing the samples, without materialising every resampled array.
+
+_CHUNK_CELLS = 4_000_000  # resamples x samples per block of counts (32 MB of float64)
 
 
-def _index_chunks(rng: np.random.Generator, n: int, resamples: int, chunk_cells: int = 4_000_000):
-    """Index matrices (k, n) drawn with replacement, in chunks that keep memory bounded."""
-    per_chunk = max(1, min(resamples, chunk_cells // max(n, 1)))
-    done = 0
+@lru_cache(maxsize=4)
+def _counts(n: int, resamples: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Draw counts of `resamples` bootstraps of n samples, in blocks; the same for the same key."""
+    rng = np.random.default_rng(seed)
+    per_block = max(1, min(resamples, _CHUNK_CELLS // max(n, 1)))
+    blocks, done = [], 0
     while done < resamples:
-        k = min(per_chunk, resamples - done)
-        yield rng.integers(0, n, size=(k, n))
+        k = min(per_block, resamples - done)
+        draws = rng.integers(0, n, size=(k, n)) + (np.arange(k) * n)[:, None]
+        block = np.bincount(draws.ravel(), minlength=k * n).reshape(k, n).astype(float)
+        block.flags.writeable = False
+        blocks.append(block)
         done += k
+    return tuple(blocks)
+
+
+class Statistic:
+    """A figure of one set of samples: its value, and its value under each resample's counts."""
+
+    def point(self, *arrays: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def resampled(self, counts: np.ndarray, *arrays: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _Mean(Statistic):
+    def point(self, values):
+        return float(values.mean())
+
+    def resampled(self, counts, values):
+        return counts @ values / values.size
+
+
+class _RatioOfSums(Statistic):
+    def point(self, numerator, denominator):
+        return float(numerator.sum() / denominator.sum())
+
+    def resampled(self, counts, numerator, denominator):
+        return (counts @ numerator) / (counts @ denominator)
+
+
+@dataclass(frozen=True)
+class _Percentile(Statistic):
+    q: float
+
+    def point(self, values):
+        return float(np.percentile(values, self.q))
+
+    def resampled(self, counts, values):
+        return resampled_percentiles(counts, values, [self.q])[0]
+
+
+def resampled_percentiles(counts: np.ndarray, values: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
+    """numpy's linear-rule percentiles of each resample: the values at ranks floor(h) and floor(h) + 1,
+    h = (n - 1) q / 100, where the value at rank j is the first (in sorted order) whose cumulative
+    count exceeds j. One sort and one cumulative sum serve every q."""
+    n = values.size
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    cumulative = np.cumsum(counts[:, order], axis=1)
+    out = []
+    for q in qs:
+        h = (n - 1) * q / 100
+        low = int(np.floor(h))
+        at_low = (cumulative <= low).sum(axis=1)
+        at_high = (cumulative <= min(low + 1, n - 1)).sum(axis=1)
+        out.append(ordered[at_low] + (h - low) * (ordered[at_high] - ordered[at_low]))
+    return out
+
+
+def bootstrap_percentiles(values, qs: Sequence[float], boot: Bootstrap) -> dict[float, Estimate]:
+    """Several percentiles of one set of samples with their intervals (one pass over the resamples)."""
+    (values,) = _clean([values])
+    n = values.size
+    if n == 0:
+        return {q: Estimate.missing() for q in qs}
+    points = {q: float(np.percentile(values, q)) for q in qs}
+    if n < 2:
+        return {q: Estimate(points[q], np.nan, np.nan, n) for q in qs}
+    draws = [resampled_percentiles(c, values, qs) for c in _counts(n, boot.resamples, boot.seed)]
+    return {q: Estimate(points[q], *_interval(np.concatenate([d[k] for d in draws]), boot.level), n)
+            for k, q in enumerate(qs)}
+
+
+mean = _Mean()
+ratio_of_sums = _RatioOfSums()
+median = _Percentile(50)
+
+
+def percentile(q: float) -> Statistic:
+    return _Percentile(q)
+
+
+def divide(a, b):
+    return a / b
 
 
 def _interval(draws: np.ndarray, level: float) -> tuple[float, float]:
@@ -159,27 +254,27 @@ def _clean(arrays: Sequence) -> list[np.ndarray]:
     return [a[keep] for a in arrays]
 
 
-def bootstrap(stat: Callable[..., np.ndarray], arrays: Sequence, boot: Bootstrap) -> Estimate:
-    """`stat` reduces its arrays along the last axis (1-D: the point value; 2-D: one per resample)."""
+def bootstrap(stat: Statistic, arrays: Sequence, boot: Bootstrap) -> Estimate:
+    """`stat` of the samples with its percentile bootstrap interval (samples with a NaN dropped)."""
     arrays = _clean(arrays)
     n = len(arrays[0])
     if n == 0:
         return Estimate.missing()
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = float(stat(*arrays))
+        value = stat.point(*arrays)
         if n < 2:
             return Estimate(value, np.nan, np.nan, n)
-        rng = np.random.default_rng(boot.seed)
-        draws = np.concatenate([stat(*(a[idx] for a in arrays)) for idx in _index_chunks(rng, n, boot.resamples)])
+        draws = np.concatenate([stat.resampled(c, *arrays) for c in _counts(n, boot.resamples, boot.seed)])
     return Estimate(value, *_interval(draws, boot.level), n)
 
 
-def bootstrap_compare(stat_a: Callable, arrays_a: Sequence, stat_b: Callable, arrays_b: Sequence,
+def bootstrap_compare(stat_a: Statistic, arrays_a: Sequence, stat_b: Statistic, arrays_b: Sequence,
                       combine: Callable[[np.ndarray, np.ndarray], np.ndarray], boot: Bootstrap,
                       paired: bool) -> Estimate:
     """combine(stat_a(a), stat_b(b)), e.g. a ratio of two cells' figures, with a bootstrap interval.
 
-    paired: a and b are aligned on the same samples and resampled with the same indices.
+    paired: a and b are aligned on the same samples and resampled with the same counts;
+    otherwise each side is resampled on its own (b with the next seed).
     """
     if paired:
         both = _clean([*arrays_a, *arrays_b])
@@ -191,39 +286,14 @@ def bootstrap_compare(stat_a: Callable, arrays_a: Sequence, stat_b: Callable, ar
     if n == 0:
         return Estimate.missing()
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = float(combine(stat_a(*arrays_a), stat_b(*arrays_b)))
+        value = float(combine(stat_a.point(*arrays_a), stat_b.point(*arrays_b)))
         if n < 2:
             return Estimate(value, np.nan, np.nan, n)
-        rng = np.random.default_rng(boot.seed)
-        draws = []
-        if paired:
-            for idx in _index_chunks(rng, n_a, boot.resamples):
-                draws.append(combine(stat_a(*(x[idx] for x in arrays_a)), stat_b(*(x[idx] for x in arrays_b))))
-        else:
-            for idx_a in _index_chunks(rng, n_a, boot.resamples):
-                idx_b = rng.integers(0, n_b, size=(len(idx_a), n_b))
-                draws.append(combine(stat_a(*(x[idx_a] for x in arrays_a)), stat_b(*(x[idx_b] for x in arrays_b))))
-    return Estimate(value, *_interval(np.concatenate(draws), boot.level), n)
-
-
-def ratio_of_sums(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    return numerator.sum(axis=-1) / denominator.sum(axis=-1)
-
-
-def mean(values: np.ndarray) -> np.ndarray:
-    return values.mean(axis=-1)
-
-
-def median(values: np.ndarray) -> np.ndarray:
-    return np.median(values, axis=-1)
-
-
-def percentile(q: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda values: np.percentile(values, q, axis=-1)
-
-
-def divide(a, b):
-    return a / b
+        counts_a = _counts(n_a, boot.resamples, boot.seed)
+        counts_b = counts_a if paired else _counts(n_b, boot.resamples, boot.seed + 1)
+        draws = np.concatenate([combine(stat_a.resampled(ca, *arrays_a), stat_b.resampled(cb, *arrays_b))
+                                for ca, cb in zip(counts_a, counts_b)])
+    return Estimate(value, *_interval(draws, boot.level), n)
 
 
 # --- records -> per-request rows -> per-sample rows -------------------------------------------
@@ -340,11 +410,10 @@ def cell_figures(samples: pd.DataFrame, rows: pd.DataFrame, boot: Bootstrap) -> 
     figures["tok_s_system"] = system_throughput(samples, ok, boot)
     figures["ms_per_forward"] = bootstrap(median, [samples["seconds_per_forward"]], boot).scaled(1e3)
     for short, column in LATENCIES.items():
-        scale = 1e3
-        for q in PERCENTILES:
-            figures[f"{short}_p{q}"] = bootstrap(percentile(q), [samples[column]], boot).scaled(scale)
-    for q in PERCENTILES:
-        figures[f"itl_p{q}"] = pooled_percentile(ok["itl_s"], q, boot).scaled(1e3)
+        for q, est in bootstrap_percentiles(samples[column], PERCENTILES, boot).items():
+            figures[f"{short}_p{q}"] = est.scaled(1e3)
+    for q, est in pooled_percentiles(ok["itl_s"], PERCENTILES, boot).items():
+        figures[f"itl_p{q}"] = est.scaled(1e3)
     figures["usd_per_mtok"] = cost_per_million(figures["tok_s_system"], ok)
     return figures
 
@@ -368,28 +437,38 @@ def system_throughput(samples: pd.DataFrame, ok: pd.DataFrame, boot: Bootstrap) 
     return Estimate(value, value * proxy.low / proxy.value, value * proxy.high / proxy.value, proxy.n)
 
 
-def pooled_percentile(lists: pd.Series, q: float, boot: Bootstrap) -> Estimate:
-    """Percentile of values pooled over requests (ITLs), bootstrapped by resampling whole requests."""
-    groups = [np.asarray(v, dtype=float) for v in lists if _has_items(v)]
+ITL_GRID = 2001  # pooled ITL intervals are resolved to 1/2000 of the pooled distribution
+
+
+def pooled_percentiles(lists: pd.Series, qs: Sequence[float], boot: Bootstrap) -> dict[float, Estimate]:
+    """Percentiles of values pooled over requests (ITLs), bootstrapped by resampling whole requests.
+
+    Each request is summarised by how many of its values lie at or below each point of a grid
+    (the pooled values' quantiles), so a resample's pooled distribution is counts @ that matrix.
+    """
+    groups = [np.sort(np.asarray(v, dtype=float)) for v in lists if _has_items(v)]
     if not groups:
-        return Estimate.missing()
+        return {q: Estimate.missing() for q in qs}
     pooled = np.concatenate(groups)
-    value = float(np.percentile(pooled, q))
+    values = {q: float(np.percentile(pooled, q)) for q in qs}
     if len(groups) < 2:
-        return Estimate(value, np.nan, np.nan, len(groups))
-    owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
-    order = np.argsort(pooled, kind="stable")
-    pooled, owner = pooled[order], owner[order]
-    rng = np.random.default_rng(boot.seed)
-    draws = np.empty(boot.resamples)
-    for i in range(boot.resamples):
-        counts = np.bincount(rng.integers(0, len(groups), len(groups)), minlength=len(groups))
-        weights = counts[owner]
-        cumulative = np.cumsum(weights)
-        # The smallest pooled value whose weighted rank reaches q% (the "lower" percentile).
-        position = np.searchsorted(cumulative, q / 100 * cumulative[-1], side="left")
-        draws[i] = pooled[min(position, len(pooled) - 1)]
-    return Estimate(value, *_interval(draws, boot.level), len(groups))
+        return {q: Estimate(values[q], np.nan, np.nan, len(groups)) for q in qs}
+    grid = np.unique(pooled) if np.unique(pooled).size <= ITL_GRID else np.percentile(pooled, np.linspace(0, 100, ITL_GRID))
+    at_or_below = np.stack([np.searchsorted(g, grid, side="right") for g in groups]).astype(float)  # (requests, grid)
+    sizes = np.array([g.size for g in groups], dtype=float)
+    draws = {q: [] for q in qs}
+    for counts in _counts(len(groups), boot.resamples, boot.seed):
+        cumulative = counts @ at_or_below  # (resamples, grid): pooled values at or below each grid point
+        total = counts @ sizes
+        for q in qs:
+            # numpy's linear rule on the resample's pooled values (exact when the grid holds every
+            # distinct value): ranks floor(h) and floor(h) + 1, h = (N - 1) q / 100.
+            h = (total - 1) * q / 100
+            low = np.floor(h)
+            at_low = np.minimum((cumulative <= low[:, None]).sum(axis=1), grid.size - 1)
+            at_high = np.minimum((cumulative <= (low + 1)[:, None]).sum(axis=1), grid.size - 1)
+            draws[q].append(grid[at_low] + (h - low) * (grid[at_high] - grid[at_low]))
+    return {q: Estimate(values[q], *_interval(np.concatenate(draws[q]), boot.level), len(groups)) for q in qs}
 
 
 def cost_per_million(throughput: Estimate, ok: pd.DataFrame) -> Estimate:
@@ -428,10 +507,10 @@ def aggregate(records: pd.DataFrame, boot: Bootstrap = Bootstrap(), baseline_mod
     prepared = prepare(records)
     samples = per_sample(prepared)
     cells = cell_frame(prepared)
+    samples_of, rows_of = dict(tuple(samples.groupby("cell_id"))), dict(tuple(prepared.groupby("cell_id")))
     figures = {}
     for cell_id in cells["cell_id"]:
-        figures[cell_id] = cell_figures(samples[samples["cell_id"] == cell_id],
-                                        prepared[prepared["cell_id"] == cell_id], boot)
+        figures[cell_id] = cell_figures(samples_of.get(cell_id, samples.iloc[:0]), rows_of[cell_id], boot)
     cells = _with_figure_columns(cells, figures)
     if baseline_model == "auto":
         baseline_model = "qwen3-8b" if ((cells["model"] == "qwen3-8b") & (cells["mode"] == "ar") & (cells["status"] != "skipped")).any() else None

@@ -162,17 +162,23 @@ def condition_mask(values: pd.Series, condition: Any) -> pd.Series:
 def select(rows: pd.DataFrame, conditions: dict[str, Any]) -> tuple[pd.DataFrame, str]:
     """Rows meeting every condition; when none do, the first condition that emptied them and what
     values the records have for it."""
-    current = rows
+    current, met = rows, {}
     for column, condition in conditions.items():
         narrowed = current[condition_mask(current[column], condition)]
         if narrowed.empty:
             # Name every condition that no record meets on its own; else the combination is missing.
             alone = [(c, cond) for c, cond in conditions.items() if not condition_mask(rows[c], cond).any()]
-            missing = alone or [(column, condition)]
-            source = rows if alone else current
-            return narrowed, "; ".join(f"no records with {c}={cond!r} (they have: {_values(source[c])})" for c, cond in missing)
+            if alone:
+                return narrowed, "; ".join(f"no records with {c}={cond!r} (they have: {_values(rows[c])})" for c, cond in alone)
+            return narrowed, (f"no records with {column}={condition!r} among those with {conditions_text(met)} "
+                              f"(they have {column}: {_values(current[column])})")
+        met[column] = condition
         current = narrowed
     return current, ""
+
+
+def conditions_text(conditions: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in conditions.items()) or "-"
 
 
 def _values(series: pd.Series) -> str:
@@ -245,15 +251,22 @@ def judge(estimate: Estimate, claim: Claim) -> tuple[str, str]:
 
 
 def combine(measurements: list[Measurement]) -> tuple[str, str]:
-    verdicts = [m.verdict for m in measurements]
+    """One verdict from several; pairs whose records lack the figure (e.g. unscored engine rows in an
+    accuracy claim) are named but do not vote."""
+    usable = [m for m in measurements if np.isfinite(m.estimate.value)]
+    if not usable:
+        return "inconclusive", f"missing conditions: {measurements[0].reason} ({len(measurements)} pair(s))"
+    unused = len(measurements) - len(usable)
+    aside = f"; {unused} pair(s) without the figure left aside" if unused else ""
+    verdicts = [m.verdict for m in usable]
     confirmed, refuted = verdicts.count("confirmed"), verdicts.count("refuted")
     if confirmed and not refuted:
-        return "confirmed", f"confirmed in {confirmed} of {len(verdicts)} measurement(s), refuted in none"
+        return "confirmed", f"confirmed in {confirmed} of {len(verdicts)} measurement(s), refuted in none{aside}"
     if refuted and not confirmed:
-        return "refuted", f"refuted in {refuted} of {len(verdicts)} measurement(s), confirmed in none"
+        return "refuted", f"refuted in {refuted} of {len(verdicts)} measurement(s), confirmed in none{aside}"
     if confirmed and refuted:
-        return "inconclusive", f"measurements disagree: confirmed in {confirmed}, refuted in {refuted} (see conditions)"
-    return "inconclusive", measurements[0].reason if len(measurements) == 1 else "no measurement decides"
+        return "inconclusive", f"measurements disagree: confirmed in {confirmed}, refuted in {refuted} (see conditions){aside}"
+    return "inconclusive", (usable[0].reason if len(usable) == 1 else "no measurement decides") + aside
 
 
 def evaluate_claims(claims: list[Claim], aggregates: Aggregates) -> list[Verdict]:

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")  # reports are written on headless nodes
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from harness.report.aggregate import CELL_KEYS, Aggregates
 
-from harness.report.aggregate import CELL_KEYS, Aggregates  # noqa: E402
-
-PALETTE = plt.get_cmap("tab10").colors
+# Figures are built without pyplot: no global backend is chosen or changed, so the report runs on
+# headless nodes and inside a notebook alike, and nothing needs closing.
+PALETTE = matplotlib.colormaps["tab10"].colors
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class PlotSpec:
     name: str
     title: str
     caption: str
-    draw: Callable[[Aggregates], "plt.Figure | str"]
+    draw: Callable[[Aggregates], "Figure | str"]
 
 
 def draw_all(ag: Aggregates, out: Path) -> list[Plot]:
@@ -56,7 +57,6 @@ def draw_all(ag: Aggregates, out: Path) -> list[Plot]:
             continue
         result.savefig(png, dpi=110, bbox_inches="tight")
         result.savefig(svg, bbox_inches="tight")
-        plt.close(result)
         plots.append(Plot(spec.name, spec.title, spec.caption, png, svg))
     return plots
 
@@ -109,7 +109,8 @@ def plot_concurrency(ag: Aggregates):
         return (f"only concurrency {int(cells['concurrency'].iloc[0])} was measured; an engine sweep over "
                 "concurrency shows TPF, throughput and the cost of a forward diverge")
     series_keys = [k for k in CELL_KEYS if k != "concurrency"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    fig = Figure(figsize=(15, 4.6))
+    axes = fig.subplots(1, 3)
     groups = list(cells.groupby(series_keys, dropna=False, sort=True))
     names = cell_labels(pd.DataFrame([g.iloc[0] for _, g in groups])) if groups else []
     colors = colors_for(names)
@@ -128,11 +129,11 @@ def plot_concurrency(ag: Aggregates):
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[2].set_yscale("log")
-    handles, legend_labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, legend_labels, loc="lower center", ncol=min(4, len(legend_labels)), fontsize=8,
-               bbox_to_anchor=(0.5, -0.02 - 0.04 * ((len(legend_labels) - 1) // 4)))
     fig.suptitle("TPF vs throughput vs cost of a forward, by concurrency (per mode and block length)")
-    fig.tight_layout(rect=(0, 0.08 + 0.04 * ((len(legend_labels) - 1) // 4), 1, 1))
+    fig.tight_layout()
+    handles, legend_labels = axes[0].get_legend_handles_labels()
+    # Beside the panels: savefig(bbox_inches="tight") makes room for it.
+    fig.legend(handles, legend_labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return fig
 
 
@@ -146,17 +147,19 @@ def plot_tpf_by_mode(ag: Aggregates):
         return "no cell has forward counts (engine rows without per-request counts, or timing-only rows)"
     cells = cells.sort_values(["model", "mode", "block_length", "threshold", "task", "context", "concurrency"])
     names = cell_labels(cells)
-    x = np.arange(len(cells))
-    width = 0.8 / len(RULE_BARS)
-    fig, ax = plt.subplots(figsize=(max(7, 0.65 * len(cells) + 2), 4.8))
+    y = np.arange(len(cells))
+    height = 0.8 / len(RULE_BARS)
+    fig = Figure(figsize=(10, 1.2 + 0.55 * len(cells)))
+    ax = fig.subplots()
     for i, (figure, rule) in enumerate(RULE_BARS):
-        ax.bar(x + (i - 1.5) * width, cells[figure].fillna(0), width, yerr=yerr(cells, figure), capsize=2,
-               label=rule, color=PALETTE[i])
-    ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("tokens per forward")
-    ax.axhline(1, color="grey", linewidth=0.8)
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+        ax.barh(y + (i - 1.5) * height, cells[figure].fillna(0), height, xerr=yerr(cells, figure), capsize=2,
+                label=rule, color=PALETTE[i])
+    ax.set_yticks(y, names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("tokens per forward")
+    ax.axvline(1, color="grey", linewidth=0.8)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
     ax.set_title("TPF by mode under each counting rule (ratio of sums over samples, 95% CI)")
     fig.tight_layout()
     return fig
@@ -169,7 +172,8 @@ def plot_throughput_vs_context(ag: Aggregates):
     if cells["prompt_tokens"].nunique() < 2:
         return "only one context length was measured"
     hardware = sorted(cells["hardware"].astype(str).unique())
-    fig, axes = plt.subplots(1, len(hardware), figsize=(6 * len(hardware), 4.4), squeeze=False)
+    fig = Figure(figsize=(6 * len(hardware), 4.4))
+    axes = fig.subplots(1, len(hardware), squeeze=False)
     series_keys = [k for k in CELL_KEYS if k not in ("context", "hardware")]
     for ax, hw in zip(axes[0], hardware):
         sub = cells[cells["hardware"].astype(str) == hw]
@@ -198,7 +202,8 @@ def plot_speedup(ag: Aggregates):
     comp = comp.sort_values(["model", "mode", "block_length", "task", "context", "concurrency"])
     names = [f"{n}  vs {b}" for n, b in zip(cell_labels(comp), comp["baseline"])]
     y = np.arange(len(comp))
-    fig, axes = plt.subplots(1, 2, figsize=(13, max(3, 0.4 * len(comp) + 1.5)), sharey=True)
+    fig = Figure(figsize=(13, max(3, 0.4 * len(comp) + 1.5)))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, figure, title in ((axes[0], "speedup", "speedup: per-request tok/s, ratio of medians"),
                               (axes[1], "tpf_ratio", "TPF ratio (prefill included)")):
         values = comp[figure].to_numpy(float)
@@ -220,7 +225,8 @@ def plot_accuracy_vs_tpf(ag: Aggregates):
     if cells.empty:
         return "no cell has both accuracy and TPF (unscored or timing-only rows)"
     tasks = sorted(cells["task"].astype(str).unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.6), squeeze=False)
+    fig = Figure(figsize=(6 * len(tasks), 4.6))
+    axes = fig.subplots(1, len(tasks), squeeze=False)
     modes = colors_for(sorted(cells["mode"].astype(str).unique()))
     thresholds = sorted({"none" if pd.isna(t) else f"{t:g}" for t in cells["threshold"]})
     markers = dict(zip(thresholds, "osD^vP*X"))
@@ -239,9 +245,9 @@ def plot_accuracy_vs_tpf(ag: Aggregates):
         ax.set_ylim(-4, 104)
         ax.set_title(f"task: {task}", fontsize=10)
         ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], color=c, marker="o", linestyle="none", label=m) for m, c in modes.items()]
-    handles += [plt.Line2D([], [], color="black", marker=mk, linestyle="none", label=f"threshold {t}") for t, mk in markers.items()]
-    handles.append(plt.Line2D([], [], color="grey", linestyle=":", label="Pareto front"))
+    handles = [Line2D([], [], color=c, marker="o", linestyle="none", label=m) for m, c in modes.items()]
+    handles += [Line2D([], [], color="black", marker=mk, linestyle="none", label=f"threshold {t}") for t, mk in markers.items()]
+    handles.append(Line2D([], [], color="grey", linestyle=":", label="Pareto front"))
     axes[0][-1].legend(handles=handles, fontsize=7)
     fig.suptitle("Accuracy vs tokens per forward, per mode and threshold (95% CI)")
     fig.tight_layout()
@@ -262,12 +268,13 @@ def plot_latency(ag: Aggregates):
     cells = ag.cells[ag.cells["cell_id"].isin(rows["cell_id"].unique())].sort_values(
         ["model", "mode", "block_length", "task", "context", "concurrency"])
     names = cell_labels(cells)
-    fig, axes = plt.subplots(1, 3, figsize=(15, max(3.5, 0.3 * len(cells) + 1.5)), sharey=True)
+    fig = Figure(figsize=(15, max(3.5, 0.3 * len(cells) + 1.5)))
+    axes = fig.subplots(1, 3, sharey=True)
     for ax, column, title in ((axes[0], "ttft_s", "TTFT (ms)"), (axes[1], "tpot_s", "TPOT (ms)"), (axes[2], "e2e_s", "E2E (ms)")):
         data = [rows.loc[rows["cell_id"] == c, column].dropna().to_numpy() * 1e3 for c in cells["cell_id"]]
         positions = [i for i, d in enumerate(data) if len(d)]
         if positions:
-            ax.boxplot([data[i] for i in positions], positions=positions, vert=False, widths=0.6, showfliers=True)
+            ax.boxplot([data[i] for i in positions], positions=positions, orientation="horizontal", widths=0.6, showfliers=True)
         ax.set_xscale("log")
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
@@ -294,7 +301,8 @@ def plot_acceptance(ag: Aggregates):
     names = cell_labels(cells)
     cols = min(3, len(cells))
     grid_rows = int(np.ceil(len(cells) / cols))
-    fig, axes = plt.subplots(grid_rows, cols, figsize=(5 * cols, 3.2 * grid_rows), squeeze=False)
+    fig = Figure(figsize=(5 * cols, 3.2 * grid_rows))
+    axes = fig.subplots(grid_rows, cols, squeeze=False)
     for ax, (cell_id, (values, what)), name in zip(axes.flat, per_cell.items(), names):
         top = int(np.ceil(values.max()))
         ax.hist(values, bins=np.arange(0.5, top + 1.5, 1) if top <= 64 else 30, color="tab:blue", alpha=0.8)
@@ -316,7 +324,8 @@ def plot_cost(ag: Aggregates):
     cells = cells.sort_values(["hardware", "model", "mode", "block_length", "concurrency"])
     panels = [(f, t) for f, t in (("usd_per_mtok", "$ per 1M output tokens"), ("joules_per_token", "joules per output token"))
               if np.isfinite(cells[f].to_numpy(float)).any()]
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), max(3.5, 0.35 * len(cells) + 1.5)), squeeze=False)
+    fig = Figure(figsize=(7 * len(panels), max(3.5, 0.35 * len(cells) + 1.5)))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     hardware_colors = colors_for(sorted(cells["hardware"].astype(str).unique()))
     names = cell_labels(cells, always=("model", "mode", "hardware"))
     y = np.arange(len(cells))
