@@ -26,7 +26,7 @@ from harness.report import build_report
 from harness.report.aggregate import Bootstrap
 from harness.report.plots import PLOTS
 from tests.conftest import REPO, run_cli
-from tests.synthetic_records import base_row, sample_row, write_cell
+from tests.synthetic_records import base_row, write_cell
 from tests.test_report_aggregate import ar_cell, engine_rows, spec_cell
 
 EMBEDDED_PLOTS = {"tpf_by_mode", "throughput_vs_context", "speedup_vs_baseline", "accuracy_vs_tpf",
@@ -83,7 +83,7 @@ def test_dlm_bench_report_judges_claims_given_in_a_file(embedded_results, tmp_pa
     ]}))
     out = tmp_path / "report"
     run = subprocess.run([sys.executable, "-m", "harness.report", str(embedded_results), "--claims", str(claims),
-                          "--out", str(out), "--resamples", "500"], capture_output=True, text=True, timeout=300,
+                          "--out", str(out), "--resamples", "300"], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert run.returncode == 0, run.stderr[-3000:]
     # linear_spec is lossless under greedy decoding: identical outputs, a paired difference of exactly 0.
@@ -97,6 +97,11 @@ def test_dlm_bench_report_judges_claims_given_in_a_file(embedded_results, tmp_pa
     run = subprocess.run([sys.executable, "-m", "harness.report", str(embedded_results), "--claims", str(bad)],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert run.returncode == 2 and "claims[x]: missing field(s)" in run.stderr
+
+    (tmp_path / "empty").mkdir()
+    run = subprocess.run([sys.executable, "-m", "harness.report", str(tmp_path / "empty")],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 2 and "no parquet records under" in run.stderr
 
 
 # --- a report with every plot --------------------------------------------------------------

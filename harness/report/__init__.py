@@ -51,6 +51,8 @@ def build_report(folder: str | Path, out: str | Path | None = None, claims: str 
     out = Path(out) if out else folder / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     records = read_results(folder)
+    if records.empty:
+        raise ValueError(f"no parquet records under {folder} (a sweep folder holds one .parquet file per cell)")
     claim_list = claims if isinstance(claims, list) else load_claims(claims)
     ag = aggregate(records, boot, baseline_model)
     verdicts = evaluate_claims(claim_list, ag)
