@@ -21,7 +21,8 @@ import pandas as pd
 
 from reference_decoders.counting import FORWARD_KINDS
 
-CELL_COLUMNS = ["sweep", "model", "mode", "block_length", "threshold", "runner", "hardware", "context", "task"]
+# draft_lora separates linear_spec from linear_spec with its draft LoRA (both record mode linear_spec).
+CELL_COLUMNS = ["sweep", "model", "mode", "block_length", "threshold", "draft_lora", "runner", "hardware", "context", "task"]
 
 DEFINITIONS = {
     "n": "samples scored (status ok), repetitions collapsed",
@@ -98,3 +99,19 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> float:
 
 def _mean_or_nan(values) -> float:
     return float(np.mean(values)) if values is not None and len(values) else np.nan
+
+
+# Energy and cost (DESIGN.md section 5): pure functions of raw figures; the report applies them per
+# cell, to sums over samples. Until the timing helper's own functions land these are the project's.
+
+
+def joules_per_token(energy_j: float, new_tokens: float) -> float:
+    """NVML energy (J, counter delta over the measured region) / output tokens."""
+    return float(energy_j) / float(new_tokens) if new_tokens else float("nan")
+
+
+def usd_per_million_tokens(price_per_gpu_hour: float, gpus: float, output_tokens_per_s: float) -> float:
+    """$ per 1M output tokens = price per GPU-hour x GPUs / (output tokens/s x 3600) x 1e6."""
+    if not output_tokens_per_s or output_tokens_per_s <= 0:
+        return float("nan")
+    return float(price_per_gpu_hour) * float(gpus) / (float(output_tokens_per_s) * 3600.0) * 1e6

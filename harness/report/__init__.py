@@ -1,65 +1,397 @@
-"""`dlm-bench-report <results folder>`: tables and plots from the parquet records only."""
+"""`dlm-bench-report <results folder>`: claims, environment, tables and plots from the parquet only.
+
+Writes `<folder>/_report/`: `report.md` (PNG and SVG plots beside it), `report.html` (one
+self-contained file, plots embedded), and the tables as CSV (`cells.csv`, `comparisons.csv`,
+`claims.csv`, `environment.csv`, and the sweep summary `summary.csv`). The claims table comes
+first, then the environment of every run, then the details.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # reports are written on headless nodes
-import matplotlib.pyplot as plt  # noqa: E402
-
-from harness.metrics import DEFINITIONS, summarize  # noqa: E402
-from harness.store import read_results  # noqa: E402
-from harness.summary import format_summary  # noqa: E402
+from harness.config import ConfigError
+from harness.metrics import summarize
+from harness.report.aggregate import DEFINITIONS, TPF_RULES, Aggregates, Bootstrap, Estimate, aggregate
+from harness.report.claims import (DEFAULT_CLAIMS, Claim, Verdict, conditions_text, evaluate_claims, load_claims,
+                                   rule_description)
+from harness.report.plots import Plot, draw_all
+from harness.report.render import Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
+from harness.store import read_results
+from harness.summary import format_summary
 
 REPORT_DIR = "_report"  # underscore: ignored by pandas.read_parquet on the results folder
 
 
+@dataclass
+class Report:
+    folder: Path  # where the report files are
+    markdown: Path
+    html: Path
+    aggregates: Aggregates
+    verdicts: list[Verdict]
+    plots: list[Plot]
+
+
 def write_report(folder: str | Path) -> Path:
+    """The report of a sweep folder with the default claims; returns the Markdown file's path."""
+    return build_report(folder).markdown
+
+
+def build_report(folder: str | Path, out: str | Path | None = None, claims: str | Path | list[Claim] = DEFAULT_CLAIMS,
+                 boot: Bootstrap = Bootstrap(), baseline_model: str | None = "auto") -> Report:
     folder = Path(folder)
-    out = folder / REPORT_DIR
+    out = Path(out) if out else folder / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     records = read_results(folder)
-    summary = summarize(records)
-    summary.to_csv(out / "summary.csv", index=False)
-    plots = [plot_tpf_by_mode(summary, out)] if not summary.empty else []
-    lines = [f"# dlm-bench report: {folder.name}", "", f"{len(records)} records, {len(summary)} cells.", "",
-             "```", format_summary(summary), "```", ""]
-    lines += [f"![{p.stem}]({p.name})" for p in plots if p is not None]
-    lines += ["", "## Definitions", ""] + [f"- **{k}**: {v}" for k, v in DEFINITIONS.items()]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    if records.empty:
+        raise ValueError(f"no parquet records under {folder} (a sweep folder holds one .parquet file per cell)")
+    claim_list = claims if isinstance(claims, list) else load_claims(claims)
+    ag = aggregate(records, boot, baseline_model)
+    verdicts = evaluate_claims(claim_list, ag)
+    plots = draw_all(ag, out)
+    environment = environment_table(ag.prepared)
+
+    summarize(records).to_csv(out / "summary.csv", index=False)
+    ag.cells.to_csv(out / "cells.csv", index=False)
+    ag.comparisons.to_csv(out / "comparisons.csv", index=False)
+    claims_frame(verdicts).to_csv(out / "claims.csv", index=False)
+    environment.to_csv(out / "environment.csv", index=False)
+
+    title = f"dlm-bench report: {folder.resolve().name}"
+    blocks = [Heading(1, title), Paragraph(overview(folder, records, ag))]
+    blocks += claims_section(verdicts)
+    blocks += [Heading(2, "Environment of every run"),
+               Paragraph("One row per distinct environment (software, hardware, host, commit); "
+                         "every cell's own environment is in environment.csv and in its rows."),
+               Table(environment_display(environment))]
+    blocks += cells_section(ag)
+    blocks += comparisons_section(ag)
+    blocks += plots_section(plots)
+    blocks += not_run_section(ag)
+    blocks += definitions_section(ag)
+    markdown, html = out / "report.md", out / "report.html"
+    markdown.write_text(to_markdown(blocks))
+    html.write_text(to_html(blocks, title))
+    return Report(out, markdown, html, ag, verdicts, plots)
 
 
-def plot_tpf_by_mode(summary, out: Path) -> Path | None:
-    ok = summary[(summary["status"] == "ok") & summary["TPF"].notna()]
-    if ok.empty:
-        return None
-    labels = [f"{r.mode}\n{r.task}/{r.context}" for r in ok.itertuples()]
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(ok)), 4))
-    ax.bar(range(len(ok)), ok["TPF"])
-    ax.set_xticks(range(len(ok)), labels, rotation=90, fontsize=7)
-    ax.set_ylabel("tokens per forward (prefill included)")
-    ax.set_title("TPF by mode: sum(new tokens) / sum(forwards)")
-    fig.tight_layout()
-    path = out / "tpf_by_mode.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+# --- formatting --------------------------------------------------------------------------------
+
+
+def estimate(row: pd.Series, name: str) -> Estimate:
+    return Estimate(float(row[name]), float(row[f"{name}_lo"]), float(row[f"{name}_hi"]), 0)
+
+
+def ci(row: pd.Series, name: str) -> str:
+    return estimate(row, name).text()
+
+
+def number(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def key_text(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+IDENTITY = [("model", "model"), ("mode", "mode_label"), ("runner", "runner"), ("hardware", "hardware"),
+            ("task", "task"), ("context", "context"), ("conc", "concurrency")]
+
+
+def identity(row: pd.Series) -> dict[str, str]:
+    return {title: key_text(row[column]) for title, column in IDENTITY}
+
+
+def overview(folder: Path, records: pd.DataFrame, ag: Aggregates) -> str:
+    counts = ag.cells["status"].value_counts().to_dict() if not ag.cells.empty else {}
+    status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
+    baseline = (f"the ar cells of {ag.baseline_model}" if ag.baseline_model else "each model's own ar cells")
+    return (f"{len(records)} records in {folder}; {len(ag.cells)} cells ({status}). Intervals: 95% percentile "
+            f"bootstrap over samples, {ag.boot.resamples} resamples, seed {ag.boot.seed}. Baseline: {baseline}, "
+            f"same sweep, hardware, runner, task, context and concurrency. Generated "
+            f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.")
+
+
+# --- claims ------------------------------------------------------------------------------------
+
+
+def claims_frame(verdicts: list[Verdict]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "claim": v.claim.id, "statement": v.claim.statement, "verdict": v.verdict, "measured [95% CI]": v.measured_text(),
+        "claimed": v.claim.target_text(), "metric": f"{v.claim.metric} ({v.claim.comparison})",
+        "rules reproducing the claimed figure": ", ".join(v.reproducing_rules) or "none",
+        "why": v.reason,
+    } for v in verdicts])
+
+
+def claims_section(verdicts: list[Verdict]) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Claims"), Paragraph(
+        "Each vendor claim, judged from these records: confirmed or refuted when the 95% interval lies on one side "
+        "of the claimed value less its tolerance (or inside / outside its band), inconclusive when a condition the "
+        "claim needs is missing from the records or the interval straddles the bound."),
+        Table(claims_frame(verdicts).drop(columns=["statement"]))]
+    for v in verdicts:
+        c = v.claim
+        blocks += [Heading(3, f"{c.id}: {v.verdict}"), Paragraph(c.statement)]
+        items = [f"metric: {c.metric} ({rule_description(c.metric)}), {c.comparison} of subject to baseline; "
+                 f"claimed {c.target_text()}",
+                 f"subject: {conditions_text(c.subject)}", f"baseline: {conditions_text(c.baseline)}",
+                 f"both sides: {conditions_text(c.require)}; compared cell by cell on the same {', '.join(c.match)}"]
+        if c.source:
+            items.append(f"source: {c.source}")
+        blocks += [Bullets(tuple(items)), Paragraph(f"Verdict: {v.verdict}: {v.reason}.")]
+        if v.measurements:
+            blocks.append(Table(pd.DataFrame([{
+                "where": m.where, "subject": m.subject, "baseline": m.baseline,
+                "measured [95% CI]": m.estimate.text(), "n": m.estimate.n, "verdict": m.verdict, "why": m.reason,
+            } for m in v.measurements])))
+        if c.evidence_metrics:
+            rows = []
+            for m in v.measurements:
+                for rule, est in m.rules.items():
+                    own = m.subject_figures.get(rule)
+                    rows.append({"where": m.where, "counting rule": rule, "meaning": rule_description(rule),
+                                 "subject's own figure": own.text() if own else "-",
+                                 "vs baseline [95% CI]": est.text(),
+                                 "reproduces the claimed figure": "yes" if np.isfinite(est.value) and abs(
+                                     est.value - c.claimed) <= c.tolerance else "no"})
+            if rows:
+                blocks += [Paragraph(f"Counting rules (a rule reproduces the claimed {c.claimed:g} when its value is "
+                                     f"within {c.tolerance:g} of it): "
+                                     f"{', '.join(v.reproducing_rules) or 'none'} reproduce it here."),
+                           Table(pd.DataFrame(rows))]
+        notes = [f"{m.where}: {n}" for m in v.measurements for n in m.notes]
+        if notes:
+            blocks.append(Bullets(tuple(notes)))
+        if c.note:
+            blocks.append(Paragraph(f"Note: {c.note}"))
+    return blocks
+
+
+# --- environment -------------------------------------------------------------------------------
+
+ENVIRONMENT_COLUMNS = ["sweep", "runner", "hardware", "hardware_detected", "env_gpu_name", "env_driver", "env_cuda",
+                       "env_torch", "env_transformers", "env_vllm", "env_sglang", "engine_version", "env_python",
+                       "env_git_sha", "env_git_dirty", "env_host", "env_cpu", "env_platform", "timing_method",
+                       "gpu_power_limit_w", "hw_price_per_gpu_hour", "hw_gpus"]
+
+
+def environment_table(prepared: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: what it ran on and with what software."""
+    if prepared.empty:
+        return pd.DataFrame()
+    columns = [c for c in ENVIRONMENT_COLUMNS if c in prepared]
+    rows = []
+    for cell_id, group in prepared.groupby("cell_id", sort=True):
+        first = group.iloc[0]
+        row = {"cell_id": cell_id, "model": first["model"], "mode": first["mode_label"],
+               **{c: key_text(first[c]) for c in columns}}
+        started = group["started_at"].min()
+        row["started_at"] = f"{started:%Y-%m-%d %H:%M:%S}" if pd.notna(started) else "-"
+        for column in ("gpu_sm_clock_mhz", "gpu_power_avg_w"):
+            values = pd.to_numeric(group[column], errors="coerce").dropna()
+            row[column] = number(float(values.median())) if len(values) else "-"
+        throttles = sorted({str(t) for t in group["gpu_throttle_reasons"].dropna() if str(t) not in ("", "[]", "0")})
+        row["gpu_throttle_reasons"] = "; ".join(throttles) or "-"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def environment_display(environment: pd.DataFrame) -> pd.DataFrame:
+    if environment.empty:
+        return environment
+    env = environment.copy()
+    env["env_git_sha"] = env["env_git_sha"].map(lambda s: s[:10] if isinstance(s, str) else s)
+    varying_cell = ["cell_id", "model", "mode", "started_at", "gpu_sm_clock_mhz", "gpu_power_avg_w"]
+    keys = [c for c in env.columns if c not in varying_cell]
+    rows = []
+    for _, group in env.groupby(keys, sort=False, dropna=False):
+        first = group.iloc[0]
+        row = {k: first[k] for k in keys}
+        row["cells"] = len(group)
+        row["models / modes"] = ", ".join(sorted({f"{m} {d}" for m, d in zip(group["model"], group["mode"])}))
+        row["started"] = f"{group['started_at'].min()} .. {group['started_at'].max()}"
+        for column in ("gpu_sm_clock_mhz", "gpu_power_avg_w"):
+            values = [v for v in group[column] if v != "-"]
+            row[column] = ", ".join(sorted(set(values))) or "-"
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    # Columns no run filled in (an engine's version on a reference-only sweep) say nothing.
+    return frame[[c for c in frame.columns if not (frame[c].astype(str) == "-").all()]]
+
+
+# --- cells and comparisons ---------------------------------------------------------------------
+
+
+def ran(cells: pd.DataFrame) -> pd.DataFrame:
+    return cells[cells["status"].isin(["ok", "error"]) & (cells["samples"] > 0)].sort_values(
+        ["model", "mode", "block_length", "threshold", "runner", "hardware", "task", "context", "concurrency"])
+
+
+def any_finite(cells: pd.DataFrame, names: list[str]) -> bool:
+    return bool(np.isfinite(cells[names].to_numpy(dtype=float)).any())
+
+
+def headline_table(ag: Aggregates) -> pd.DataFrame:
+    """One line per cell that ran: accuracy, TPF, throughput and the comparison with its baseline."""
+    cells = ran(ag.cells)
+    comp = ag.comparisons.set_index("cell_id") if not ag.comparisons.empty else pd.DataFrame()
+
+    def compared(cell_id, name):
+        if comp.empty or cell_id not in comp.index:
+            return "-"
+        return estimate(comp.loc[cell_id], name).text()
+
+    return pd.DataFrame([{
+        **identity(r), "n": r["samples"], "acc %": ci(r, "acc"), "TPF": ci(r, "tpf"), "tok/s sys": ci(r, "tok_s_system"),
+        "speedup": compared(r["cell_id"], "speedup"), "dacc (pts)": compared(r["cell_id"], "dacc"),
+        "timing only": "yes" if r["timing_only"] else "",
+    } for _, r in cells.iterrows()])
+
+
+def cells_section(ag: Aggregates) -> list[Block]:
+    cells = ran(ag.cells)
+    blocks: list[Block] = [Heading(2, "Results per cell")]
+    if cells.empty:
+        return blocks + [Paragraph("No cell produced samples.")]
+    blocks += [Heading(3, "Headline"), Paragraph(
+        "acc: % correct; TPF: new tokens / forwards (prefill included); tok/s sys: system output throughput; "
+        "speedup: ratio of median per-request tok/s against the baseline; dacc: paired accuracy difference in "
+        "points against the baseline. [lo, hi]: 95% bootstrap interval."), Table(headline_table(ag))]
+
+    blocks += [Heading(3, "Tokens per forward under each counting rule"), Paragraph(
+        "TPF: ours, prefill included; TPF-np: without the prefill; vTPF: the vendor's nfe rule for the mode on our "
+        "trimmed tokens; vTPF-u: the vendor's printed figure (untrimmed tokens / vendor nfe); acc_len: tokens per "
+        "verify step; q/fwd: query tokens per forward.")]
+    blocks.append(Table(pd.DataFrame([{
+        **identity(r), "TPF": ci(r, "tpf"), "TPF-np": ci(r, "tpf_excl_prefill"), "vTPF": ci(r, "vendor_tpf"),
+        "vTPF-u": ci(r, "vendor_tpf_untrimmed"), "acc_len": ci(r, "accept_length"),
+        "q/fwd": ci(r, "query_tokens_per_forward"),
+    } for _, r in cells.iterrows()])))
+
+    blocks += [Heading(3, "Throughput and latency"), Paragraph(
+        "tok/s req: median per-request output rate; tok/s sys: system output throughput; ms/fwd: median time of a "
+        "forward after the prefill; latency percentiles in ms over samples (per-sample medians over repetitions).")]
+    latency_rows = []
+    show_itl = any_finite(cells, ["itl_p50"])
+    for _, r in cells.iterrows():
+        row = {**identity(r), "tok/s req": ci(r, "tok_s_request"), "tok/s sys": ci(r, "tok_s_system"),
+               "ms/fwd": ci(r, "ms_per_forward")}
+        for short in ("ttft", "tpot", "e2e") + (("itl",) if show_itl else ()):
+            for q in (50, 90, 99):
+                row[f"{short.upper()} p{q}"] = ci(r, f"{short}_p{q}")
+        latency_rows.append(row)
+    blocks.append(Table(pd.DataFrame(latency_rows)))
+
+    blocks.append(Heading(3, "Energy and cost"))
+    if any_finite(cells, ["joules_per_token", "usd_per_mtok"]):
+        blocks.append(Table(pd.DataFrame([{
+            **identity(r), "J/tok": ci(r, "joules_per_token"), "$/1M tok": ci(r, "usd_per_mtok"),
+        } for _, r in cells.iterrows()])))
+    else:
+        blocks.append(Paragraph("No row carries an energy reading (energy_j, from NVML on GPUs) or a price per "
+                                "GPU-hour (hw_price_per_gpu_hour): energy and cost are not reported."))
+    return blocks
+
+
+def comparisons_section(ag: Aggregates) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Against the baseline")]
+    comp = ag.comparisons
+    if comp.empty:
+        return blocks + [Paragraph("No cell has a baseline cell (mode ar) on the same sweep, hardware, runner, "
+                                   "task, context and concurrency.")]
+    blocks.append(Paragraph(
+        "TPF ratio: TPF of the cell / of the baseline; speedup: ratio of median per-request tok/s; E2E speedup: "
+        "median E2E of the baseline / of the cell; sys ratio: system tok/s ratio; dacc: paired accuracy difference "
+        "(points) on the samples both scored; then the discordant pairs and the samples with identical outputs."))
+    comp = comp.sort_values(["model", "mode", "block_length", "runner", "hardware", "task", "context", "concurrency"])
+    blocks.append(Table(pd.DataFrame([{
+        **identity(r), "baseline": r["baseline"], "TPF ratio": ci(r, "tpf_ratio"), "speedup": ci(r, "speedup"),
+        "E2E speedup": ci(r, "e2e_speedup"), "sys ratio": ci(r, "sys_ratio"), "dacc (pts)": ci(r, "dacc"),
+        "pairs": r["pairs"], "only cell right": r["only_cell_right"], "only baseline right": r["only_baseline_right"],
+        "identical outputs": f"{r['identical_outputs']}/{r['shared_samples']}",
+    } for _, r in comp.iterrows()])))
+    return blocks
+
+
+def plots_section(plots: list[Plot]) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Plots")]
+    for plot in plots:
+        blocks += [Heading(3, plot.title), Figure(plot)]
+    return blocks
+
+
+def not_run_section(ag: Aggregates) -> list[Block]:
+    cells = ag.cells[ag.cells["status"].isin(["skipped", "failed"]) | (ag.cells["errors"] > 0)]
+    blocks: list[Block] = [Heading(2, "Skipped and failed cells")]
+    if cells.empty:
+        return blocks + [Paragraph("None: every cell ran and every sample completed.")]
+    return blocks + [Table(pd.DataFrame([{
+        **identity(r), "status": r["status"], "failed samples": r["errors"],
+        "reason": (r["note"].strip().splitlines() or [""])[-1],
+    } for _, r in cells.iterrows()]))]
+
+
+def definitions_section(ag: Aggregates) -> list[Block]:
+    items = [f"{name}: {rule}" for name, rule in DEFINITIONS.items()]
+    items += [f"counting rule {name}: {rule}" for name, rule in TPF_RULES.items()]
+    vendor_rules = sorted({r for r in ag.prepared.get("vendor_nfe_rule", pd.Series(dtype=object)).dropna()})
+    items += [f"vendor nfe, {rule}" for rule in vendor_rules]
+    return [Heading(2, "How every number is counted"),
+            Paragraph("Repetitions are collapsed per sample first (counts averaged over repetitions, latencies by "
+                      "their median), so every sample weighs the same; ratios are ratios of sums over samples. "
+                      "Timing-only rows (random weights) have no meaningful TPF or accuracy and never count "
+                      "towards a claim."),
+            Bullets(tuple(items))]
+
+
+# --- the command -------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dlm-bench-report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="dlm-bench-report", description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="a sweep folder, e.g. results/embedded")
+    parser.add_argument("--claims", type=Path, default=DEFAULT_CLAIMS, help="claims file (default: %(default)s)")
+    parser.add_argument("--baseline-model", default="auto",
+                        help="model whose ar cells are the baseline: auto (qwen3-8b when present, else each model's own ar), own, or a model name")
+    parser.add_argument("--resamples", type=int, default=Bootstrap.resamples, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=Bootstrap.seed, help="bootstrap seed")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default: <results>/{REPORT_DIR})")
     args = parser.parse_args(argv)
     if not args.results.is_dir():
         print(f"dlm-bench-report: {args.results} is not a folder", file=sys.stderr)
         return 2
-    path = write_report(args.results)
+    try:
+        boot = Bootstrap(resamples=args.resamples, seed=args.seed)
+        report = build_report(args.results, args.out, args.claims, boot,
+                              None if args.baseline_model == "own" else args.baseline_model)
+    except (ConfigError, ValueError) as exc:
+        print(f"dlm-bench-report: {exc}", file=sys.stderr)
+        return 2
     print(format_summary(summarize(read_results(args.results))))
-    print(f"\nreport: {path}")
+    print("\nClaims:")
+    for v in report.verdicts:
+        print(f"  {v.claim.id}: {v.verdict.upper()}: {v.reason}")
+    skipped = [p for p in report.plots if p.skipped]
+    if skipped:
+        print("\nPlots not drawn:")
+        for p in skipped:
+            print(f"  {p.name}: {p.skipped}")
+    print(f"\nreport: {report.markdown}\n        {report.html}")
     return 0

@@ -1,0 +1,369 @@
+"""The report's plots (matplotlib, PNG and SVG), each from the aggregates alone.
+
+Every plot function returns a Figure, or a string saying why its data is absent; `draw_all`
+saves what was drawn and lists what was skipped, so a missing column never stops a report.
+Error bars are the 95% bootstrap intervals of `harness.report.aggregate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from harness.report.aggregate import CELL_KEYS, Aggregates
+
+# Figures are built without pyplot: no global backend is chosen or changed, so the report runs on
+# headless nodes and inside a notebook alike, and nothing needs closing.
+PALETTE = matplotlib.colormaps["tab10"].colors
+
+
+@dataclass(frozen=True)
+class Plot:
+    name: str
+    title: str
+    caption: str  # how the plotted numbers are counted
+    png: Path | None = None
+    svg: Path | None = None
+    skipped: str = ""  # why the plot was not drawn
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    name: str
+    title: str
+    caption: str
+    draw: Callable[[Aggregates], "Figure | str"]
+
+
+def draw_all(ag: Aggregates, out: Path) -> list[Plot]:
+    plots = []
+    for spec in PLOTS:
+        try:
+            result = spec.draw(ag)
+        except Exception as exc:  # a plot bug must not cost the rest of the report
+            result = f"plot failed: {type(exc).__name__}: {exc}"
+        png, svg = out / f"{spec.name}.png", out / f"{spec.name}.svg"
+        if isinstance(result, str):
+            png.unlink(missing_ok=True)  # a plot drawn by an earlier report of this folder is stale now
+            svg.unlink(missing_ok=True)
+            plots.append(Plot(spec.name, spec.title, spec.caption, skipped=result))
+            continue
+        result.savefig(png, dpi=110, bbox_inches="tight")
+        result.savefig(svg, bbox_inches="tight")
+        plots.append(Plot(spec.name, spec.title, spec.caption, png, svg))
+    return plots
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def measured(cells: pd.DataFrame, *figures: str) -> pd.DataFrame:
+    """Cells that ran and have a finite value for at least one of the figures."""
+    ok = cells[cells["status"].isin(["ok", "error"])]
+    return ok[np.isfinite(ok[list(figures)].to_numpy(dtype=float)).any(axis=1)]
+
+
+def varying(frame: pd.DataFrame, keys: list[str]) -> list[str]:
+    return [k for k in keys if frame[k].astype(str).nunique() > 1]
+
+
+def cell_labels(frame: pd.DataFrame, always: tuple[str, ...] = ("model", "mode")) -> list[str]:
+    keys = [k for k in CELL_KEYS if k in always or k in varying(frame, CELL_KEYS)]
+    labels = []
+    for _, row in frame.iterrows():
+        parts = [str(row["model"])] if "model" in keys else []
+        parts.append(row["mode_label"])
+        for key in keys:
+            if key in ("model", "mode", "block_length", "threshold", "steps", "draft_lora", "temperature"):
+                continue
+            parts.append(f"c={int(row[key])}" if key == "concurrency" else str(row[key]))
+        labels.append(" ".join(parts))
+    return labels
+
+
+def yerr(frame: pd.DataFrame, figure: str) -> np.ndarray:
+    value, low, high = (frame[figure].to_numpy(float), frame[f"{figure}_lo"].to_numpy(float),
+                        frame[f"{figure}_hi"].to_numpy(float))
+    return np.nan_to_num(np.vstack([value - low, high - value]), nan=0.0).clip(min=0)
+
+
+def colors_for(labels: list[str]) -> dict[str, tuple]:
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(labels))}
+
+
+# --- the plots ---------------------------------------------------------------------------------
+
+
+def plot_concurrency(ag: Aggregates):
+    cells = measured(ag.cells, "tpf", "tok_s_system")
+    if cells.empty:
+        return "no measured cells"
+    if cells["concurrency"].nunique() < 2:
+        return (f"only concurrency {int(cells['concurrency'].iloc[0])} was measured; an engine sweep over "
+                "concurrency shows TPF, throughput and the cost of a forward diverge")
+    series_keys = [k for k in CELL_KEYS if k != "concurrency"]
+    fig = Figure(figsize=(15, 4.6))
+    axes = fig.subplots(1, 3)
+    groups = list(cells.groupby(series_keys, dropna=False, sort=True))
+    names = cell_labels(pd.DataFrame([g.iloc[0] for _, g in groups])) if groups else []
+    colors = colors_for(names)
+    for (_, group), name in zip(groups, names):
+        group = group.sort_values("concurrency")
+        x = group["concurrency"].to_numpy(float)
+        style = dict(marker="o", capsize=3, color=colors[name], label=name,
+                     linestyle="--" if group["mode"].iloc[0] == "ar" else "-")
+        axes[0].errorbar(x, group["tpf"], yerr=yerr(group, "tpf"), **style)
+        axes[1].errorbar(x, group["tok_s_system"], yerr=yerr(group, "tok_s_system"), **style)
+        axes[2].errorbar(x, group["ms_per_forward"], yerr=yerr(group, "ms_per_forward"), **style)
+    titles = ["tokens per forward (prefill included)", "system output tokens/s", "ms per forward after prefill"]
+    for ax, title in zip(axes, titles):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent requests")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[2].set_yscale("log")
+    fig.suptitle("TPF vs throughput vs cost of a forward, by concurrency (per mode and block length)")
+    fig.tight_layout()
+    handles, legend_labels = axes[0].get_legend_handles_labels()
+    # Beside the panels: savefig(bbox_inches="tight") makes room for it.
+    fig.legend(handles, legend_labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    return fig
+
+
+RULE_BARS = [("tpf", "TPF (prefill incl.)"), ("tpf_excl_prefill", "TPF excl. prefill"),
+             ("vendor_tpf", "vendor nfe rule"), ("vendor_tpf_untrimmed", "vendor as printed (untrimmed)")]
+
+
+def plot_tpf_by_mode(ag: Aggregates):
+    cells = measured(ag.cells, "tpf")
+    if cells.empty:
+        return "no cell has forward counts (engine rows without per-request counts, or timing-only rows)"
+    cells = cells.sort_values(["model", "mode", "block_length", "threshold", "task", "context", "concurrency"])
+    names = cell_labels(cells)
+    y = np.arange(len(cells))
+    height = 0.8 / len(RULE_BARS)
+    fig = Figure(figsize=(10, 1.2 + 0.55 * len(cells)))
+    ax = fig.subplots()
+    for i, (figure, rule) in enumerate(RULE_BARS):
+        ax.barh(y + (i - 1.5) * height, cells[figure].fillna(0), height, xerr=yerr(cells, figure), capsize=2,
+                label=rule, color=PALETTE[i])
+    ax.set_yticks(y, names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("tokens per forward")
+    ax.axvline(1, color="grey", linewidth=0.8)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("TPF by mode under each counting rule (ratio of sums over samples, 95% CI)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_throughput_vs_context(ag: Aggregates):
+    cells = measured(ag.cells, "tok_s_system")
+    if cells.empty:
+        return "no cell has a throughput"
+    if cells["prompt_tokens"].nunique() < 2:
+        return "only one context length was measured"
+    hardware = sorted(cells["hardware"].astype(str).unique())
+    fig = Figure(figsize=(6 * len(hardware), 4.4))
+    axes = fig.subplots(1, len(hardware), squeeze=False)
+    series_keys = [k for k in CELL_KEYS if k not in ("context", "hardware")]
+    for ax, hw in zip(axes[0], hardware):
+        sub = cells[cells["hardware"].astype(str) == hw]
+        groups = list(sub.groupby(series_keys, dropna=False, sort=True))
+        names = cell_labels(pd.DataFrame([g.iloc[0] for _, g in groups]))
+        colors = colors_for(names)
+        for (_, group), name in zip(groups, names):
+            group = group.sort_values("prompt_tokens")
+            ax.errorbar(group["prompt_tokens"], group["tok_s_system"], yerr=yerr(group, "tok_s_system"),
+                        marker="o", capsize=3, color=colors[name], label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("prompt tokens (median per cell)")
+        ax.set_ylabel("system output tokens/s")
+        ax.set_title(f"hardware: {hw}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Throughput vs context length, per hardware and mode (95% CI)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_speedup(ag: Aggregates):
+    comp = ag.comparisons
+    if comp.empty:
+        return "no cell has a baseline cell (mode ar) on the same sweep, hardware, runner, task, context and concurrency"
+    comp = comp.sort_values(["model", "mode", "block_length", "task", "context", "concurrency"])
+    names = [f"{n}  vs {b}" for n, b in zip(cell_labels(comp), comp["baseline"])]
+    y = np.arange(len(comp))
+    fig = Figure(figsize=(13, max(3, 0.4 * len(comp) + 1.5)))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, figure, title in ((axes[0], "speedup", "speedup: per-request tok/s, ratio of medians"),
+                              (axes[1], "tpf_ratio", "TPF ratio (prefill included)")):
+        values = comp[figure].to_numpy(float)
+        colors = ["tab:green" if v >= 1 else "tab:red" for v in np.nan_to_num(values, nan=1)]
+        ax.barh(y, np.nan_to_num(values), xerr=yerr(comp, figure), capsize=3, color=colors, alpha=0.8)
+        ax.axvline(1, color="black", linewidth=0.8)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, names, fontsize=7)
+    axes[0].invert_yaxis()
+    fig.suptitle("Against the baseline on the same hardware in the same sweep (95% CI)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_tpf(ag: Aggregates):
+    cells = measured(ag.cells, "acc")
+    cells = cells[np.isfinite(cells["tpf"].to_numpy(float))]
+    if cells.empty:
+        return "no cell has both accuracy and TPF (unscored or timing-only rows)"
+    tasks = sorted(cells["task"].astype(str).unique())
+    fig = Figure(figsize=(6 * len(tasks), 4.6))
+    axes = fig.subplots(1, len(tasks), squeeze=False)
+    modes = colors_for(sorted(cells["mode"].astype(str).unique()))
+    thresholds = sorted({"none" if pd.isna(t) else f"{t:g}" for t in cells["threshold"]})
+    markers = dict(zip(thresholds, "osD^vP*X"))
+    for ax, task in zip(axes[0], tasks):
+        sub = cells[cells["task"].astype(str) == task]
+        for (_, row), name in zip(sub.iterrows(), cell_labels(sub)):
+            thr = "none" if pd.isna(row["threshold"]) else f"{row['threshold']:g}"
+            ax.errorbar(row["tpf"], row["acc"], xerr=yerr(sub.loc[[row.name]], "tpf"), yerr=yerr(sub.loc[[row.name]], "acc"),
+                        marker=markers[thr], color=modes[str(row["mode"])], capsize=2, linestyle="none")
+            ax.annotate(name, (row["tpf"], row["acc"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        front = pareto_front(sub["tpf"].to_numpy(float), sub["acc"].to_numpy(float))
+        ax.plot(sub["tpf"].to_numpy(float)[front], sub["acc"].to_numpy(float)[front], color="grey",
+                linestyle=":", label="Pareto front")
+        ax.set_xlabel("TPF (prefill included)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(-4, 104)
+        ax.set_title(f"task: {task}", fontsize=10)
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=c, marker="o", linestyle="none", label=m) for m, c in modes.items()]
+    handles += [Line2D([], [], color="black", marker=mk, linestyle="none", label=f"threshold {t}") for t, mk in markers.items()]
+    handles.append(Line2D([], [], color="grey", linestyle=":", label="Pareto front"))
+    axes[0][-1].legend(handles=handles, fontsize=7)
+    fig.suptitle("Accuracy vs tokens per forward, per mode and threshold (95% CI)")
+    fig.tight_layout()
+    return fig
+
+
+def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of points no other point beats on both x and y, sorted by x."""
+    keep = [i for i in range(len(x)) if not any((x[j] >= x[i] and y[j] >= y[i]) and (x[j] > x[i] or y[j] > y[i])
+                                                 for j in range(len(x)))]
+    return np.array(sorted(keep, key=lambda i: x[i]), dtype=int)
+
+
+def plot_latency(ag: Aggregates):
+    rows = ag.prepared[ag.prepared["status"] == "ok"]
+    if rows["e2e_s"].notna().sum() == 0:
+        return "no request has a latency"
+    cells = ag.cells[ag.cells["cell_id"].isin(rows["cell_id"].unique())].sort_values(
+        ["model", "mode", "block_length", "task", "context", "concurrency"])
+    names = cell_labels(cells)
+    fig = Figure(figsize=(15, max(3.5, 0.3 * len(cells) + 1.5)))
+    axes = fig.subplots(1, 3, sharey=True)
+    for ax, column, title in ((axes[0], "ttft_s", "TTFT (ms)"), (axes[1], "tpot_s", "TPOT (ms)"), (axes[2], "e2e_s", "E2E (ms)")):
+        data = [rows.loc[rows["cell_id"] == c, column].dropna().to_numpy() * 1e3 for c in cells["cell_id"]]
+        positions = [i for i, d in enumerate(data) if len(d)]
+        if positions:
+            ax.boxplot([data[i] for i in positions], positions=positions, orientation="horizontal", widths=0.6, showfliers=True)
+        ax.set_xscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(names)), names, fontsize=7)
+    axes[0].invert_yaxis()
+    fig.suptitle("Latency distributions per cell (every request and repetition; boxes: quartiles, whiskers 1.5 IQR)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_acceptance(ag: Aggregates):
+    rows = ag.prepared[ag.prepared["status"] == "ok"]
+    first = rows.sort_values("repetition").drop_duplicates(["cell_id", "sample_id"])  # repetitions are identical
+    per_cell = {}
+    for cell_id, group in first.groupby("cell_id"):
+        steps = [x for v in group["accept_lengths"] if v is not None and not isinstance(v, float) for x in v]
+        if steps:
+            per_cell[cell_id] = (np.asarray(steps), "tokens per verify step")
+        elif group["engine_accept_length"].notna().any():
+            per_cell[cell_id] = (group["engine_accept_length"].dropna().to_numpy(float), "engine: mean per request")
+    if not per_cell:
+        return "no speculative cell recorded acceptance lengths"
+    cells = ag.cells.set_index("cell_id").loc[list(per_cell)].reset_index()
+    names = cell_labels(cells)
+    cols = min(3, len(cells))
+    grid_rows = int(np.ceil(len(cells) / cols))
+    fig = Figure(figsize=(5 * cols, 3.2 * grid_rows))
+    axes = fig.subplots(grid_rows, cols, squeeze=False)
+    for ax, (cell_id, (values, what)), name in zip(axes.flat, per_cell.items(), names):
+        top = int(np.ceil(values.max()))
+        ax.hist(values, bins=np.arange(0.5, top + 1.5, 1) if top <= 64 else 30, color="tab:blue", alpha=0.8)
+        ax.axvline(values.mean(), color="black", linestyle="--", linewidth=0.8)
+        ax.set_title(f"{name}\nmean {values.mean():.2f} ({what})", fontsize=8)
+        ax.set_xlabel("accepted tokens")
+    for ax in list(axes.flat)[len(per_cell):]:
+        ax.axis("off")
+    fig.suptitle("Acceptance lengths (first repetition of each sample)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_cost(ag: Aggregates):
+    cells = measured(ag.cells, "usd_per_mtok", "joules_per_token")
+    if cells.empty:
+        return ("no cell has a price per GPU-hour or an energy reading (hw_price_per_gpu_hour / energy_j "
+                "are recorded on GPUs with a priced hardware profile)")
+    cells = cells.sort_values(["hardware", "model", "mode", "block_length", "concurrency"])
+    panels = [(f, t) for f, t in (("usd_per_mtok", "$ per 1M output tokens"), ("joules_per_token", "joules per output token"))
+              if np.isfinite(cells[f].to_numpy(float)).any()]
+    fig = Figure(figsize=(7 * len(panels), max(3.5, 0.35 * len(cells) + 1.5)))
+    axes = fig.subplots(1, len(panels), squeeze=False)
+    hardware_colors = colors_for(sorted(cells["hardware"].astype(str).unique()))
+    names = cell_labels(cells, always=("model", "mode", "hardware"))
+    y = np.arange(len(cells))
+    for ax, (figure, title) in zip(axes[0], panels):
+        ax.barh(y, cells[figure].fillna(0), xerr=yerr(cells, figure), capsize=3,
+                color=[hardware_colors[str(h)] for h in cells["hardware"]])
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_yticks(y, names, fontsize=7)
+        ax.invert_yaxis()
+    fig.suptitle("Cost and energy by hardware (95% CI; prices as recorded in the rows)")
+    fig.tight_layout()
+    return fig
+
+
+PLOTS = [
+    PlotSpec("tpf_throughput_vs_concurrency", "TPF, throughput and forward time against concurrency",
+             "Per mode and block length: TPF (sum of new tokens / sum of forwards, prefill included), system output "
+             "tokens/s and the mean wall time of a forward after the prefill, against requests in flight. TPF can stay "
+             "high while the cost of each forward grows with the block and the batch.", plot_concurrency),
+    PlotSpec("tpf_by_mode", "TPF by mode under each counting rule",
+             "Ours with and without the prefill, the vendor's nfe rule for the mode, and the vendor's printed figure "
+             "(tokens returned before trimming to max_new_tokens).", plot_tpf_by_mode),
+    PlotSpec("throughput_vs_context", "Throughput against context length",
+             "System output tokens/s per cell against its median prompt length, one panel per hardware.",
+             plot_throughput_vs_context),
+    PlotSpec("speedup_vs_baseline", "Speedup against the baseline",
+             "Ratio of median per-request output tokens/s, and the TPF ratio, against the baseline's ar cell on the "
+             "same hardware, sweep, runner, task, context and concurrency.", plot_speedup),
+    PlotSpec("accuracy_vs_tpf", "Accuracy against TPF (Pareto)",
+             "Accuracy (% of samples correct) against TPF per mode (colour) and threshold (marker), per task; the "
+             "dotted line joins the cells no other cell beats on both.", plot_accuracy_vs_tpf),
+    PlotSpec("latency_distributions", "Latency distributions",
+             "TTFT, TPOT and E2E of every request and repetition, per cell.", plot_latency),
+    PlotSpec("acceptance_lengths", "Acceptance lengths",
+             "Tokens emitted per verify step of the speculative modes (engines: the per-request mean they report).",
+             plot_acceptance),
+    PlotSpec("cost_by_hardware", "Cost per 1M tokens and energy by hardware",
+             "$ per 1M output tokens = price per GPU-hour x GPUs / (system tokens/s x 3600) x 1e6; J per token = "
+             "NVML energy / new tokens.", plot_cost),
+]
