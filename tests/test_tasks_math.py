@@ -59,11 +59,13 @@ def test_gsm8k_loads_the_fixture_with_five_train_exemplars():
     prompt = GSM8K.render(examples[0], cfg)
     assert prompt.count("Question:") == 6 and prompt.endswith("How many plants does he have in all?\nAnswer:")
     assert "<<" not in prompt and "#### 625" in prompt  # calculator annotations removed, answers kept
-    provenance = GSM8K.provenance(cfg)
-    assert provenance.source == str(FIXTURES / "gsm8k") and provenance.revision.startswith("sha256:")
-    assert provenance.split == "main/test"
+    provenance = GSM8K.provenance(cfg)  # the exemplars' split is part of what made the prompts
+    assert provenance.source == str(FIXTURES / "gsm8k") and provenance.split == "main/test+main/train"
+    evaluated, exemplars = provenance.revision.split("+")
+    assert evaluated.startswith("sha256:") and exemplars.startswith("sha256:") and evaluated != exemplars
     zero_shot = TaskConfig(name="gsm8k", source=str(FIXTURES / "gsm8k"), few_shot=0)
     assert GSM8K.render(GSM8K.examples(zero_shot)[0], zero_shot).count("Question:") == 1
+    assert GSM8K.provenance(zero_shot).split == "main/test" and GSM8K.provenance(zero_shot).revision == evaluated
     with pytest.raises(DatasetError, match="task.few_shot=8 but the GSM8K train split holds 5 rows"):
         GSM8K.examples(TaskConfig(name="gsm8k", source=str(FIXTURES / "gsm8k"), few_shot=8))
 

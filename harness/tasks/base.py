@@ -46,6 +46,15 @@ class Provenance:
     split: str | None = None  # "<config>/<split>" as loaded
 
 
+def with_exemplars(evaluated: Provenance, exemplars: Provenance | None) -> Provenance:
+    """Provenance of a prompt built from two splits: the evaluated one and the exemplars' one."""
+    if exemplars is None:
+        return evaluated
+    same = evaluated.revision == exemplars.revision  # one hub commit covers both splits
+    revision = evaluated.revision if same else f"{evaluated.revision}+{exemplars.revision}"
+    return Provenance(evaluated.source, revision, f"{evaluated.split}+{exemplars.split}")
+
+
 class Task(ABC):
     name: str
     version: str  # bump when data, prompt or scorer change: records carry it

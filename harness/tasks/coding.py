@@ -24,7 +24,7 @@ import re
 
 from harness.config import TaskConfig
 from harness.sandbox import SandboxLimits, run_python
-from harness.tasks.base import Example, Provenance, Score, Task, take
+from harness.tasks.base import Example, Provenance, Score, Task, take, with_exemplars
 from harness.tasks.data import DatasetError, HubDataset, load_rows, require_columns
 
 HUMANEVAL_HUB = HubDataset("openai/openai_humaneval", None, "test", revision="7dce6050a7d6d172f3cc5c32aa97f52fa1a2e544")
@@ -74,7 +74,7 @@ class HumanEval(Task):
     def examples(self, cfg: TaskConfig) -> list[Example]:
         rows, _ = self._load(cfg)
         examples = [
-            Example(id=row["task_id"], question=row["prompt"], answer=row["entry_point"],
+            Example(id=row["task_id"], question=row["prompt"], answer=row.get("canonical_solution"),
                     metadata={"test": row["test"], "entry_point": row["entry_point"]})
             for row in rows
         ]
@@ -105,7 +105,8 @@ class MBPP(Task):
     stop = ("[DONE]",)
 
     def provenance(self, cfg: TaskConfig) -> Provenance:
-        return self._load(cfg)[1]
+        shots = self._load(cfg, split="prompt")[1] if self.few_shot(cfg) else None
+        return with_exemplars(self._load(cfg)[1], shots)
 
     def _load(self, cfg: TaskConfig, split: str | None = None):
         rows, provenance = load_rows(cfg, MBPP_HUB, split=split)
@@ -116,7 +117,7 @@ class MBPP(Task):
         rows, _ = self._load(cfg)
         shots = self.exemplars(cfg)
         examples = [
-            Example(id=f"mbpp-{row['task_id']}", question=row["prompt"], answer="\n".join(row["test_list"]),
+            Example(id=f"mbpp-{row['task_id']}", question=row["prompt"], answer=row["code"],
                     metadata={"tests": tuple(row["test_list"]), "imports": tuple(row["test_imports"] or ()), "shots": shots})
             for row in rows
         ]

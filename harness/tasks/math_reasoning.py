@@ -22,7 +22,7 @@ import threading
 from decimal import Decimal, InvalidOperation
 
 from harness.config import TaskConfig
-from harness.tasks.base import Example, Provenance, Score, Task, take
+from harness.tasks.base import Example, Provenance, Score, Task, take, with_exemplars
 from harness.tasks.data import DatasetError, HubDataset, load_rows, require_columns
 
 GSM8K_HUB = HubDataset("openai/gsm8k", "main", "test", revision="e53f048856ff4f594e959d75785d2c2d37b678ee")
@@ -68,7 +68,8 @@ class GSM8K(Task):
     stop = ("Question:",)
 
     def provenance(self, cfg: TaskConfig) -> Provenance:
-        return self._load(cfg)[1]
+        shots = load_rows(cfg, GSM8K_HUB, split="train")[1] if self.few_shot(cfg) else None
+        return with_exemplars(self._load(cfg)[1], shots)
 
     def examples(self, cfg: TaskConfig) -> list[Example]:
         rows, _ = self._load(cfg)
