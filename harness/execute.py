@@ -10,7 +10,7 @@ from harness import environment
 from harness.cell import Cell, identity_columns, make_cell, skip_reason
 from harness.config import BenchConfig
 from harness.hardware import check_hardware
-from harness.prompts import build_samples
+from harness.prompts import build_samples, within_positions
 from harness.records import SCHEMA_VERSION
 from harness.store import ResultStore
 from harness.tasks import columns as task_columns
@@ -75,6 +75,7 @@ def collect_rows(bench: BenchConfig, cell: Cell, runner, base: dict) -> list[dic
             f"model {bench.model.name}'s {info.max_positions} positions"
         )
     samples = build_samples(task, bench.task, info.tokenizer, bench.context.input_tokens)
+    samples = within_positions(samples, info.max_positions, bench.task.max_new_tokens)
     examples = {s.example.id: s.example for s in samples}
     prompts = {s.example.id: task_columns.prompt_columns(s.example, getattr(s, "prompt_text", None)) for s in samples}
     cell_columns = {

@@ -53,6 +53,18 @@ def build_samples(task: Task, cfg: TaskConfig, tokenizer, input_tokens: int) -> 
     return [fit(task, example, cfg, tokenizer, input_tokens, chat) for example in task.examples(cfg)]
 
 
+def within_positions(samples: list[Sample | Unfittable], max_positions: int | None, max_new_tokens: int) -> list[Sample | Unfittable]:
+    """A prompt whose generation would run past the model's positions is an error, not a silent
+    extrapolation (few-shot prompts can be long even without context padding)."""
+    if not max_positions:
+        return samples
+    return [
+        Unfittable(s.example, f"prompt of {len(s.prompt_ids)} tokens + max_new_tokens {max_new_tokens} exceeds the model's {max_positions} positions")
+        if isinstance(s, Sample) and len(s.prompt_ids) + max_new_tokens > max_positions else s
+        for s in samples
+    ]
+
+
 def fit(task: Task, example: Example, cfg: TaskConfig, tokenizer, target: int, chat: bool) -> Sample | Unfittable:
     def render(n_chars: int) -> tuple[str, list[int]]:
         filler = task.filler(random.Random(f"{cfg.seed}-{example.id}"), n_chars) if n_chars else ""

@@ -134,3 +134,14 @@ def test_a_context_shorter_than_the_bare_prompt_is_unfittable(bpe_tokenizer):
     bpe_tokenizer.chat_template = None
     samples = build_samples(get_task("variable-tracking"), TaskConfig(name="variable-tracking", num_samples=1), bpe_tokenizer, 16)
     assert not isinstance(samples[0], Sample) and "more than the context's 16" in samples[0].reason
+
+
+def test_a_prompt_that_would_run_past_the_models_positions_is_an_error():
+    from harness.prompts import within_positions
+
+    samples = build_samples(get_task("passkey"), TaskConfig(name="passkey", num_samples=2), build_tokenizer(), 1000)
+    kept = within_positions(samples, max_positions=1024, max_new_tokens=16)
+    assert all(isinstance(s, Sample) for s in kept)
+    refused = within_positions(samples, max_positions=1010, max_new_tokens=16)
+    assert [s.reason for s in refused] == ["prompt of 1000 tokens + max_new_tokens 16 exceeds the model's 1010 positions"] * 2
+    assert within_positions(samples, max_positions=None, max_new_tokens=16) == samples
