@@ -55,7 +55,8 @@ def test_o200k_count_is_counted_when_loadable_and_null_with_a_reason_when_not(ca
     text = "Answer now please.\n" * 3
     if encoding is None:  # offline without a cached BPE file, as on the test machines
         assert columns.o200k_count(text) is None
-        assert "prompt_tokens_o200k is null" in caplog.text and "TIKTOKEN_CACHE_DIR" in caplog.text
+        assert "prompt_tokens_o200k is null" in caplog.text
+        assert "TIKTOKEN_CACHE_DIR" in caplog.text or "tiktoken is not installed" in caplog.text  # the way out
     else:
         assert columns.o200k_count(text) == len(encoding.encode(text)) > 0
     assert columns.o200k_count(None) is None
