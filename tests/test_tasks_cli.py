@@ -29,14 +29,15 @@ LONG_CONTEXT_TASKS = ("passkey", "niah-multikey", "variable-tracking")
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    """A random Qwen3 with the tiny model's tokenizer and room for few-shot prompts (4096 positions)."""
+    """A random Qwen3 with the tiny model's character tokenizer and 8192 positions: room for the
+    few-shot prompts and for SPEED-Bench's 1k prompts, which are about 5K characters."""
     from harness.tinymodel.tokenizer import build_tokenizer
     from reference_decoders.tiny import tiny_model
 
-    path = tmp_path_factory.mktemp("checkpoint-4k")
+    path = tmp_path_factory.mktemp("checkpoint-8k")
     tokenizer = build_tokenizer()
     model = tiny_model("qwen3", vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                       eos_token_id=tokenizer.eos_token_id, block_size=4, max_positions=4096, peakiness=5.0)
+                       eos_token_id=tokenizer.eos_token_id, block_size=4, max_positions=8192, peakiness=5.0)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
