@@ -167,9 +167,11 @@ class TaskConfig:
     num_samples: int = 8  # first N samples; 0 = all
     max_new_tokens: int = 64
     seed: int = 0
-    source: Optional[str] = None  # hub dataset id or local file; None = the task's default
-    revision: Optional[str] = None
-    split: Optional[str] = None
+    # None = the task's own hub dataset at its pinned revision; a local .jsonl/.json/.parquet file or
+    # dataset folder (offline clusters); or another hub dataset id
+    source: Optional[str] = None
+    revision: Optional[str] = None  # hub commit; None = the task's pinned one
+    split: Optional[str] = None  # None = the task's evaluation split
     few_shot: Optional[int] = None  # None = the task's reference count
     use_chat_template: Optional[bool] = None  # None = when the tokenizer has one
 
@@ -180,6 +182,9 @@ class TaskConfig:
         _require(self.num_samples >= 0, "task.num_samples", f"must be >= 0, got {self.num_samples}")
         _require(self.max_new_tokens >= 1, "task.max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         _require(self.few_shot is None or self.few_shot >= 0, "task.few_shot", f"must be >= 0, got {self.few_shot}")
+        most = REGISTRY[self.name].max_few_shot
+        _require(self.few_shot is None or most is None or self.few_shot <= most, "task.few_shot",
+                 f"task {self.name} takes at most {most} exemplars, got {self.few_shot}")
 
 
 @dataclass

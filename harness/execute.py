@@ -15,9 +15,10 @@ from harness import environment, progress
 from harness.cell import Cell, identity_columns, make_cell, skip_reason
 from harness.config import BenchConfig
 from harness.hardware import check_hardware
-from harness.prompts import build_samples
+from harness.prompts import build_samples, within_positions
 from harness.records import SCHEMA_VERSION
 from harness.store import ResultStore
+from harness.tasks import columns as task_columns
 from harness.tasks import get_task
 from runners import get_runner
 
@@ -83,7 +84,9 @@ def collect_rows(bench: BenchConfig, runner, base: dict) -> list[dict]:
             f"model {bench.model.name}'s {info.max_positions} positions"
         )
     samples = build_samples(task, bench.task, info.tokenizer, bench.context.input_tokens)
+    samples = within_positions(samples, info.max_positions, bench.task.max_new_tokens)
     examples = {s.example.id: s.example for s in samples}
+    prompts = {s.example.id: task_columns.prompt_columns(s.example, getattr(s, "prompt_text", None)) for s in samples}
     cell_columns = {
         **base,
         "model_family": info.model_family,
@@ -91,14 +94,14 @@ def collect_rows(bench: BenchConfig, runner, base: dict) -> list[dict]:
         "model_weight_bytes": info.model_weight_bytes,
         "block_length": info.block_length,
         "timing_only": info.timing_only,
+        **task_columns.cell_columns(task, bench.task, info.tokenizer),
     }
     rows = []
     for result in runner.run(bench, info, samples):
-        row = {**cell_columns, **result.columns()}
+        row = {**cell_columns, **result.columns(), **prompts[result.sample_id]}
         example = examples[result.sample_id]
-        row["reference_answer"] = str(example.answer)
+        row["reference_answer"] = None if example.answer is None else str(example.answer)
         if result.status == "ok" and not info.timing_only:
-            score = task.score(example, result.output_text or "")
-            row.update(correct=score.correct, extracted_answer=score.extracted, score_detail=score.detail)
+            row.update(task_columns.score_columns(task, example, result.output_text or "", cell_columns["stop_strings"]))
         rows.append(row)
     return rows

@@ -9,6 +9,7 @@ error, not silently truncated.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -52,6 +53,18 @@ def build_samples(task: Task, cfg: TaskConfig, tokenizer, input_tokens: int) -> 
     return [fit(task, example, cfg, tokenizer, input_tokens, chat) for example in task.examples(cfg)]
 
 
+def within_positions(samples: list[Sample | Unfittable], max_positions: int | None, max_new_tokens: int) -> list[Sample | Unfittable]:
+    """A prompt whose generation would run past the model's positions is an error, not a silent
+    extrapolation (few-shot prompts can be long even without context padding)."""
+    if not max_positions:
+        return samples
+    return [
+        Unfittable(s.example, f"prompt of {len(s.prompt_ids)} tokens + max_new_tokens {max_new_tokens} exceeds the model's {max_positions} positions")
+        if isinstance(s, Sample) and len(s.prompt_ids) + max_new_tokens > max_positions else s
+        for s in samples
+    ]
+
+
 def fit(task: Task, example: Example, cfg: TaskConfig, tokenizer, target: int, chat: bool) -> Sample | Unfittable:
     def render(n_chars: int) -> tuple[str, list[int]]:
         filler = task.filler(random.Random(f"{cfg.seed}-{example.id}"), n_chars) if n_chars else ""
@@ -63,10 +76,31 @@ def fit(task: Task, example: Example, cfg: TaskConfig, tokenizer, target: int, c
         return Sample(example, ids, text)
     if len(ids) > target:
         return Unfittable(example, f"prompt has {len(ids)} tokens, more than the context's {target}")
-    # Grow the filler by characters: find the smallest length whose prompt reaches the target.
-    low, high = 0, 1
-    while len(render(high)[1]) < target:
-        low, high = high, high * 2
+    # Grow the filler (in characters) until the prompt measures the target. Token counts grow
+    # almost linearly with filler characters, so interpolation lands on or next to the target in a
+    # few tokenizations even at 128K tokens; bisection closes what is left. Invariant:
+    # count(low) < target <= count(high).
+    base = len(ids)
+    low, low_count, high, high_count = 0, base, None, None
+    guess = _first_guess(task, cfg, example, tokenizer, target - len(ids))
+    for _ in range(MAX_GUESSES):
+        text, ids = render(guess)
+        if len(ids) == target:
+            return Sample(example, ids, text)
+        if len(ids) < target:
+            low, low_count = guess, len(ids)
+        else:
+            high, high_count = guess, len(ids)
+        if high is None:  # extrapolate at the density seen so far
+            guess = low + max(1, math.ceil((target - low_count) * low / max(low_count - base, 1)))
+        elif high - low > 1:  # interpolate inside the bracket
+            guess = min(high - 1, low + max(1, (target - low_count) * (high - low) // max(high_count - low_count, 1)))
+        else:
+            break
+    while high is None:
+        candidate = max(2 * low, 1)
+        count = len(render(candidate)[1])
+        low, low_count, high = (candidate, count, None) if count < target else (low, low_count, candidate)
     while high - low > 1:
         middle = (low + high) // 2
         if len(render(middle)[1]) < target:
@@ -75,5 +109,22 @@ def fit(task: Task, example: Example, cfg: TaskConfig, tokenizer, target: int, c
             high = middle
     text, ids = render(high)
     if len(ids) != target:
+        # Subword merges make the count step by more than one now and then (a longer last word can
+        # merge into fewer tokens): look at the neighbouring lengths for an exact fit.
+        for n_chars in sorted(range(max(high - NEIGHBOURHOOD, 1), high + NEIGHBOURHOOD + 1), key=lambda n: abs(n - high)):
+            candidate_text, candidate_ids = render(n_chars)
+            if len(candidate_ids) == target:
+                return Sample(example, candidate_ids, candidate_text)
         return Unfittable(example, f"no filler length gives exactly {target} tokens (closest: {len(ids)})")
     return Sample(example, ids, text)
+
+
+MAX_GUESSES = 8
+NEIGHBOURHOOD = 32  # filler characters tried either side of the bisection's answer
+
+
+def _first_guess(task: Task, cfg: TaskConfig, example: Example, tokenizer, missing_tokens: int) -> int:
+    """Filler characters expected to add `missing_tokens` tokens, from the task's filler density."""
+    probe = task.filler(random.Random(f"{cfg.seed}-{example.id}"), 4096)
+    probe_tokens = max(len(tokenizer(probe, add_special_tokens=False)["input_ids"]), 1)
+    return max(1, missing_tokens * len(probe) // probe_tokens)

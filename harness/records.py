@@ -101,7 +101,21 @@ _ENVIRONMENT = [
     Column("started_at", pa.timestamp("us", tz="UTC"), "when the cell started"),
 ]
 
-COLUMNS: list[Column] = _IDENTITY + _SAMPLE + _ENVIRONMENT
+_ACCURACY = [
+    Column("few_shot", pa.int64(), "worked exemplars in the prompt"),
+    Column("stop_strings", pa.list_(pa.string()), "strings the completion is cut at before scoring (decoders stop only at EOS)"),
+    Column("stop_string_hit", pa.string(), "the stop string that cut the completion (null: none occurred)"),
+    Column("chat_template", pa.bool_(), "the prompt went through the tokenizer's chat template"),
+    Column("dataset_source", pa.string(), "hub dataset id, local path, or generated:seed=N"),
+    Column("dataset_revision", pa.string(), "hub commit, or sha256:<hex> of the local files (null: generated)"),
+    Column("dataset_split", pa.string(), "<config>/<split> the examples were read from"),
+    Column("sample_category", pa.string(), "the dataset's grouping of the sample (SPEED-Bench category, MATH subject and level, needle depth)"),
+    Column("prompt_tokens_o200k", pa.int64(), "prompt text (before any chat template) in tiktoken o200k_base tokens, SPEED-Bench's count (null: o200k_base not loadable)"),
+    Column("correct_strict", pa.bool_(), "correct under the task's strict answer format (GSM8K `#### N`); null where it has none"),
+    Column("extracted_answer_strict", pa.string(), "the answer read by the strict format"),
+]
+
+COLUMNS: list[Column] = _IDENTITY + _SAMPLE + _ENVIRONMENT + _ACCURACY
 COLUMN_NAMES = [c.name for c in COLUMNS]
 SCHEMA = pa.schema(
     [pa.field(c.name, c.type, nullable=True, metadata={"doc": c.doc}) for c in COLUMNS],

@@ -3,6 +3,10 @@
 A task yields `Example`s, renders one into prompt text, and scores a completion. Everything
 model-specific (tokenizer, chat template, context length) is the harness's business
 (`harness.prompts`), so a task never sees a model.
+
+Stop strings: the decoders stop only at EOS tokens. The harness cuts each completion at the first
+of the task's stop strings (`cut_at_stop`) before the task scores it, and records which one cut it;
+`new_tokens` still counts everything the decoder produced.
 """
 
 from __future__ import annotations
@@ -19,21 +23,43 @@ from harness.config import TaskConfig
 class Example:
     id: str
     question: str  # the task's input, before any prompting
-    answer: Any  # what the scorer compares against
+    answer: Any  # what the scorer compares against (None: the task has no reference answer)
     metadata: dict = field(default_factory=dict)
+    category: str | None = None  # the dataset's own grouping of the example (subject, category, depth)
 
 
 @dataclass(frozen=True)
 class Score:
-    correct: bool
+    correct: bool | None  # None: the task has no reference to score against (a speed workload)
     extracted: str | None  # the answer as read from the completion (None: nothing readable)
     detail: str | None = None  # why it failed, when that is not obvious (sandbox errors, ...)
+    strict_correct: bool | None = None  # the task's strict-format verdict, where it has one (GSM8K `#### N`)
+    strict_extracted: str | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a task's examples came from, as recorded with every row."""
+
+    source: str  # hub dataset id, local path, or "generated:seed=N"
+    revision: str | None  # hub commit, "sha256:<hex>" of local files, or None (generated)
+    split: str | None = None  # "<config>/<split>" as loaded
+
+
+def with_exemplars(evaluated: Provenance, exemplars: Provenance | None) -> Provenance:
+    """Provenance of a prompt built from two splits: the evaluated one and the exemplars' one."""
+    if exemplars is None:
+        return evaluated
+    same = evaluated.revision == exemplars.revision  # one hub commit covers both splits
+    revision = evaluated.revision if same else f"{evaluated.revision}+{exemplars.revision}"
+    return Provenance(evaluated.source, revision, f"{evaluated.split}+{exemplars.split}")
 
 
 class Task(ABC):
     name: str
     version: str  # bump when data, prompt or scorer change: records carry it
     default_few_shot: int = 0
+    max_few_shot: int | None = 0  # most exemplars the task can put in a prompt (None: as many as its data has)
     stop: tuple[str, ...] = ()  # completions are cut at the first of these (after decoding)
 
     @abstractmethod
@@ -46,16 +72,47 @@ class Task(ABC):
     @abstractmethod
     def score(self, example: Example, completion: str) -> Score: ...
 
+    def few_shot(self, cfg: TaskConfig) -> int:
+        """Exemplars this configuration puts in each prompt."""
+        return self.default_few_shot if cfg.few_shot is None else cfg.few_shot
+
+    def stop_strings(self, chat: bool) -> tuple[str, ...]:
+        """Stop strings for a prompt that went through a chat template (`chat`) or not."""
+        return self.stop
+
+    def provenance(self, cfg: TaskConfig) -> Provenance:
+        return Provenance(source=f"generated:seed={cfg.seed}", revision=None)
+
     def filler(self, rng: random.Random, n_chars: int) -> str:
         """Neutral text used to pad a prompt to a context length."""
-        sentences = [
-            "The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
-            "There and back again.", "The river flows to the sea.",
-        ]
-        out: list[str] = []
-        while sum(len(s) + 1 for s in out) < n_chars:
-            out.append(rng.choice(sentences))
-        return " ".join(out)[:n_chars]
+        return noise_text(rng, n_chars)
+
+
+NOISE_SENTENCES = (
+    "The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
+    "There and back again.", "The river flows to the sea.",
+)
+
+
+def noise_text(rng: random.Random, n_chars: int, sentences: tuple[str, ...] = NOISE_SENTENCES) -> str:
+    """Sentences drawn from `rng`, cut to `n_chars`: a prefix of the text drawn for any larger size."""
+    out: list[str] = []
+    length = -1  # " ".join adds len(out) - 1 separators
+    while length < n_chars:
+        sentence = rng.choice(sentences)
+        out.append(sentence)
+        length += len(sentence) + 1
+    return " ".join(out)[:n_chars]
+
+
+def cut_at_stop(completion: str, stops: tuple[str, ...]) -> tuple[str, str | None]:
+    """The completion up to the earliest stop string, and that string (None: no stop string found)."""
+    cut, hit = len(completion), None
+    for stop in stops:
+        position = completion.find(stop)
+        if 0 <= position < cut:
+            cut, hit = position, stop
+    return completion[:cut], hit
 
 
 def take(examples: list[Example], cfg: TaskConfig) -> list[Example]:

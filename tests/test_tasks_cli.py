@@ -1,0 +1,87 @@
+"""Every benchmark task through `dlm-bench task=<name>`, offline, on the fixtures: the records carry
+per-sample correctness, the extracted answer and how the prompt was made."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.records import COLUMN_NAMES
+from tests.conftest import REPO
+
+FIXTURES = REPO / "tests" / "fixtures"
+# task -> (task.source, few-shot count the reference prompt uses, stop strings without a chat template)
+DATASET_TASKS = {
+    "gsm8k": (FIXTURES / "gsm8k", 5, ["Question:"]),
+    "math500": (FIXTURES / "math500" / "test.jsonl", 0, ["\nProblem:"]),
+    "humaneval": (FIXTURES / "openai_humaneval", 0, ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]),
+    "mbpp": (FIXTURES / "mbpp", 3, ["[DONE]"]),
+    "speed-bench-qualitative": (FIXTURES / "speed-bench" / "qualitative" / "test.parquet", 0, []),
+    "speed-bench-throughput-1k": (FIXTURES / "speed-bench" / "throughput_1k" / "test.parquet", 0, []),
+}
+LONG_CONTEXT_TASKS = ("passkey", "niah-multikey", "variable-tracking")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A random Qwen3 with the tiny model's character tokenizer and 8192 positions: room for the
+    few-shot prompts and for SPEED-Bench's 1k prompts, which are about 5K characters."""
+    from harness.tinymodel.tokenizer import build_tokenizer
+    from reference_decoders.tiny import tiny_model
+
+    path = tmp_path_factory.mktemp("checkpoint-8k")
+    tokenizer = build_tokenizer()
+    model = tiny_model("qwen3", vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
+                       eos_token_id=tokenizer.eos_token_id, block_size=4, max_positions=8192, peakiness=5.0)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def launch(*args: str, cwd: Path = REPO) -> subprocess.Popen:
+    """`dlm-bench` as a user runs it, started without waiting: the runs share the test's time."""
+    # one thread each: seven runs share two cores
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_every_task_runs_offline_and_records_its_scoring(tmp_path, checkpoint):
+    common = [f"model.source={checkpoint}", f"results_dir={tmp_path}", "task.num_samples=2", "task.max_new_tokens=8", "runner.warmup=0"]
+    runs = {
+        name: launch("sweep=single", f"task={name}", f"task.source={source}", f"sweep.name={name}", *common)
+        for name, (source, _, _) in DATASET_TASKS.items()
+    }
+    runs["long-context"] = launch("-m", f"task={','.join(LONG_CONTEXT_TASKS)}", "context=ctx1k", "sweep.name=long-context", *common)
+    for name, run in runs.items():
+        _, stderr = run.communicate(timeout=600)
+        assert run.returncode == 0, f"{name}: {stderr[-3000:]}"
+
+    for name, (source, few_shot, stops) in DATASET_TASKS.items():
+        df = pd.read_parquet(tmp_path / name)
+        assert list(df.columns) == COLUMN_NAMES
+        assert len(df) == 2 and (df["status"] == "ok").all(), df[["status", "error"]]
+        assert (df["task"] == name).all() and (df["few_shot"] == few_shot).all()
+        assert [list(s) for s in df["stop_strings"]] == [stops, stops]
+        assert (df["chat_template"] == False).all()  # noqa: E712 - the tiny tokenizer has no chat template
+        assert (df["dataset_source"] == str(source)).all() and df["dataset_revision"].str.startswith("sha256:").all()
+        assert df["prompt_tokens"].gt(0).all() and df["sample_id"].nunique() == 2
+        if name.startswith("speed-bench"):
+            assert df["correct"].isna().all() and df["score_detail"].str.startswith("not scored").all()
+            assert df["reference_answer"].isna().all() and df["sample_category"].notna().all()
+        else:
+            # random weights answer wrongly, but every sample is scored and says what was read
+            assert df["correct"].notna().all() and df["reference_answer"].notna().all()
+            assert (df["extracted_answer"].notna() | df["score_detail"].notna()).all()
+    gsm8k = pd.read_parquet(tmp_path / "gsm8k")
+    assert gsm8k["correct_strict"].notna().all() and gsm8k["reference_answer"].tolist() == ["3750", "-7"]
+
+    long_context = pd.read_parquet(tmp_path / "long-context")
+    assert sorted(long_context["task"].unique()) == sorted(LONG_CONTEXT_TASKS)
+    assert (long_context["status"] == "ok").all() and (long_context["prompt_tokens"] == 1024).all()
+    assert long_context["correct"].notna().all() and long_context["dataset_source"].eq("generated:seed=0").all()
