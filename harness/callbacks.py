@@ -30,18 +30,22 @@ class Preflight(Callback):
     """Composes and validates every cell of a sweep before the first model loads.
 
     Hydra itself catches unknown groups and options; this adds the dataclasses' own checks
-    (value ranges, mode parameters, unknown tasks), so a typo in the last cell of a long sweep
-    fails in seconds rather than hours in.
+    (value ranges, mode parameters, unknown tasks) and the hardware check (the detected device
+    must match each cell's hardware profile), so a typo in the last cell of a long sweep fails in
+    seconds rather than hours in.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra import compose
 
+        from harness.hardware import check_hardware
+
         problems = []
         jobs = sweep_job_overrides(config)
         for job in jobs:
             try:
-                to_bench_config(compose(config_name=config.hydra.job.config_name, overrides=job))
+                bench = to_bench_config(compose(config_name=config.hydra.job.config_name, overrides=job))
+                check_hardware(bench.hardware, bench.runner)
             except ConfigError as exc:
                 problems.append(f"  {' '.join(job)}\n    -> {exc}")
         if problems:

@@ -9,7 +9,8 @@ import traceback
 from harness import environment
 from harness.cell import Cell, identity_columns, make_cell, skip_reason
 from harness.config import BenchConfig
-from harness.hardware import check_hardware
+from harness.hardware import check_hardware, hardware_columns, run_device_type
+from harness.telemetry import open_cell_telemetry
 from harness.prompts import build_samples
 from harness.records import SCHEMA_VERSION
 from harness.store import ResultStore
@@ -31,12 +32,13 @@ def run_cell(bench: BenchConfig) -> dict:
         log.info("cell %s (%s) already complete: skipped", cell.label, cell.key)
         return {"status": "complete", "key": cell.key, "label": cell.label}
 
-    hardware_detected = check_hardware(bench.hardware, bench.runner)  # refuses a mismatch before any load
+    hardware = check_hardware(bench.hardware, bench.runner)  # refuses a mismatch before any load
     started = dt.datetime.now(dt.timezone.utc)
     base = {
         "schema_version": SCHEMA_VERSION,
         **identity_columns(cell),
-        "hardware_detected": hardware_detected,
+        **hardware_columns(bench.hardware, hardware),
+        **timing_columns(bench.runner),
         "task_version": get_task(bench.task.name).version,
         "started_at": started,
         **environment.capture(),
@@ -49,7 +51,7 @@ def run_cell(bench: BenchConfig) -> dict:
         return {"status": "skipped", "key": cell.key, "label": cell.label, "reason": reason, "file": str(path)}
 
     try:
-        rows = collect_rows(bench, cell, runner, base)
+        rows, metadata = collect_rows(bench, cell, runner, base)
     except SkipCell as skip:
         reason = str(skip)
         log.info("cell %s skipped: %s", cell.label, reason)
@@ -60,12 +62,23 @@ def run_cell(bench: BenchConfig) -> dict:
         log.error("cell %s failed: %s", cell.label, detail)
         path = store.write_cell(cell.key, cell.label, [{**base, "status": "failed", "error": detail}])
         return {"status": "failed", "key": cell.key, "label": cell.label, "reason": detail, "file": str(path)}
-    path = store.write_cell(cell.key, cell.label, rows, metadata={"cell_config": repr(bench)})
+    path = store.write_cell(cell.key, cell.label, rows, metadata={"cell_config": repr(bench), **metadata})
     errors = sum(r.get("status") != "ok" for r in rows)
     return {"status": "ok", "key": cell.key, "label": cell.label, "rows": len(rows), "errors": errors, "file": str(path)}
 
 
-def collect_rows(bench: BenchConfig, cell: Cell, runner, base: dict) -> list[dict]:
+def timing_columns(runner_cfg) -> dict:
+    """The runner's stopping rule for timed repetitions (null for runners without one)."""
+    return {
+        "timing_warmup": getattr(runner_cfg, "warmup", None),
+        "timing_min_repetitions": getattr(runner_cfg, "min_repetitions", None),
+        "timing_min_duration_s": getattr(runner_cfg, "min_duration_s", None),
+        "timing_max_repetitions": getattr(runner_cfg, "max_repetitions", None),
+    }
+
+
+def collect_rows(bench: BenchConfig, cell: Cell, runner, base: dict) -> tuple[list[dict], dict[str, str]]:
+    """The cell's rows and the metadata for its file (the raw GPU telemetry series)."""
     info = runner.prepare(bench)
     task = get_task(bench.task.name)
     if info.max_positions and bench.context.input_tokens + bench.task.max_new_tokens > info.max_positions:
@@ -73,7 +86,7 @@ def collect_rows(bench: BenchConfig, cell: Cell, runner, base: dict) -> list[dic
             f"context {bench.context.input_tokens} + max_new_tokens {bench.task.max_new_tokens} exceeds "
             f"model {bench.model.name}'s {info.max_positions} positions"
         )
-    samples = build_samples(task, bench.task, info.tokenizer, bench.context.input_tokens)
+    samples = build_samples(task, bench.task, info.tokenizer, bench.context.input_tokens) if runner.uses_task_samples else []
     examples = {s.example.id: s.example for s in samples}
     cell_columns = {
         **base,
@@ -82,14 +95,22 @@ def collect_rows(bench: BenchConfig, cell: Cell, runner, base: dict) -> list[dic
         "model_weight_bytes": info.model_weight_bytes,
         "block_length": info.block_length,
         "timing_only": info.timing_only,
+        **(info.model_shape.columns() if info.model_shape is not None else {}),
     }
     rows = []
-    for result in runner.run(bench, info, samples):
-        row = {**cell_columns, **result.columns()}
-        example = examples[result.sample_id]
-        row["reference_answer"] = str(example.answer)
-        if result.status == "ok" and not info.timing_only:
-            score = task.score(example, result.output_text or "")
-            row.update(correct=score.correct, extracted_answer=score.extracted, score_detail=score.detail)
-        rows.append(row)
-    return rows
+    telemetry = open_cell_telemetry(run_device_type(bench.hardware, bench.runner), bench.hardware.telemetry_interval_s)
+    runner.meter = telemetry
+    with telemetry:
+        for result in runner.run(bench, info, samples):
+            row = {**cell_columns, **result.columns()}
+            example = examples.get(result.sample_id)
+            if example is not None:
+                row["reference_answer"] = str(example.answer)
+            if example is not None and result.status == "ok" and not info.timing_only:
+                score = task.score(example, result.output_text or "")
+                row.update(correct=score.correct, extracted_answer=score.extracted, score_detail=score.detail)
+            rows.append(row)
+    cell_telemetry = telemetry.columns()
+    for row in rows:
+        row.update(cell_telemetry)
+    return rows, telemetry.metadata()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from runners.base import CellInfo, Runner, SampleResult
 from runners.reference import ReferenceRunner
+from runners.timing import TimingRunner
 
-RUNNERS: dict[str, type[Runner]] = {"reference": ReferenceRunner}
+RUNNERS: dict[str, type[Runner]] = {"reference": ReferenceRunner, "timing": TimingRunner}
 
 __all__ = ["RUNNERS", "CellInfo", "Runner", "SampleResult", "get_runner"]
 
