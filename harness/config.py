@@ -97,7 +97,7 @@ class ReferenceRunnerConfig:
     min_repetitions: int = 1  # timed repetitions of each sample: at least this many ...
     min_duration_s: float = 0.0  # ... and until this much time has been spent on the sample
     max_repetitions: int = 20
-    time_forwards: bool = True  # per-forward wall time through the counting hook
+    time_forwards: bool = True  # per-forward time through the counting hook (CUDA events on a GPU, host clock on CPU)
 
     def __post_init__(self):
         _choice(self.name, "runner.name", RUNNERS)

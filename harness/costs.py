@@ -136,7 +136,8 @@ DERIVED = {
     "usd_per_million_tokens": "hw_price_per_gpu_hour x hw_gpus / (tokens/s x 3600) x 1e6, tokens/s = new_tokens / "
                               "(e2e_s / batch_size): a batch of B sequences shares the GPUs, each row holds 1/B of them",
     "joules_per_token": "gpu_energy_j of the cell / its ok rows' new_tokens (only when gpu_energy_region = timed)",
-    "joules_per_forward": "gpu_energy_j of the cell / its ok rows' forwards (only when gpu_energy_region = timed)",
+    "joules_per_forward": "gpu_energy_j of a timing cell (runner=timing: one forward per row) / its ok rows "
+                          "(only when gpu_energy_region = timed)",
 }
 
 
@@ -186,10 +187,9 @@ def with_costs(df: pd.DataFrame) -> pd.DataFrame:
             if energy.empty or not (cell.get("gpu_energy_region") == "timed").any():
                 continue
             ok = cell[cell["status"] == "ok"]
-            tokens = ok["new_tokens"].sum(min_count=1)
-            forwards = ok[[c for c in ok if c.startswith("forwards_")]].sum().sum()
-            out.loc[cell.index, "joules_per_token"] = joules_per_token(float(energy.iloc[0]), tokens)
-            out.loc[cell.index, "joules_per_forward"] = joules_per_token(float(energy.iloc[0]), forwards)
+            out.loc[cell.index, "joules_per_token"] = joules_per_token(float(energy.iloc[0]), ok["new_tokens"].sum(min_count=1))
+            if ok["new_tokens"].isna().all():  # timing rows: each is one forward of its own (decoded rows share theirs)
+                out.loc[cell.index, "joules_per_forward"] = joules_per_token(float(energy.iloc[0]), len(ok))
     return out
 
 

@@ -282,7 +282,7 @@ def format_report(record: dict) -> str:
         nominal = " (nominal CPU figures 20 GB/s, 1 TFLOP/s)" if record["dry_run"] else ""
         lines.append(f"8B shapes (Qwen3-8B config, random bf16), timing runner, profile {env.get('profile')}{nominal}:")
         lines.append("  floor = max(memory: (weights read + KV read) / bandwidth, compute: 2 x layer params x q + attention / dense bf16 rate)")
-        lines.append(f"  {'kind':8s} {'q':>4s} {'batch':>5s} {'ctx':>5s} {'reps':>4s} {'median ms':>9s} {'mem floor':>9s} {'cmp floor':>9s} {'x floor':>7s} {'J/fwd':>7s}")
+        lines.append(f"  {'kind':8s} {'q':>4s} {'batch':>5s} {'ctx':>5s} {'reps':>4s} {'median ms':>9s} {'mem floor':>9s} {'cmp floor':>9s} {'x floor':>7s} {'J/fwd':>7s}  (J/fwd: the cell's energy over its forwards)")
         for r in record["roofline"]:
             lines.append(f"  {r['kind']:8s} {r['query_tokens']:4d} {r['batch']:5d} {r['context']:5d} {r['repetitions']:4d} "
                          f"{r['median_ms']:9.3f} {r['memory_floor_ms']:9.3f} {r['compute_floor_ms']:9.3f} {r['ratio']:7.2f} "

@@ -83,8 +83,10 @@ def test_with_costs_derives_each_row_from_its_own_columns():
     assert first["usd_per_million_tokens"] == pytest.approx(50.0)
     # batch 2: the row holds half the GPU for its 0.5 s: 30 tokens / 0.25 GPU-s = 120 tokens/s -> $8.33
     assert df.iloc[1]["usd_per_million_tokens"] == pytest.approx(1e6 * 0.001 / 120)
-    # the cell's 40 J over its 40 tokens and 4 forwards
-    assert (df["joules_per_token"] == 1.0).all() and (df["joules_per_forward"] == 10.0).all()
+    # the cell's 40 J over its 40 tokens; J per forward only for timing rows, where each row is one forward
+    assert (df["joules_per_token"] == 1.0).all() and df["joules_per_forward"].isna().all()
+    timing = with_costs(pd.DataFrame([_row(new_tokens=None, e2e_s=None)] * 4))
+    assert (timing["joules_per_forward"] == 10.0).all() and timing["joules_per_token"].isna().all()
 
 
 def test_with_costs_leaves_figures_null_without_their_inputs():

@@ -75,3 +75,12 @@ def test_h100_on_a_machine_without_it_is_refused_then_allowed_and_recorded(tmp_p
     cache = list(row["forward_cache_tokens"])
     assert cache[0] == 0 and cache[1:] == [row["prompt_tokens"] + i for i in range(len(cache) - 1)]
     assert len(row["forward_seconds"]) == len(cache) and row["model_kv_bytes_per_token"] > 0
+
+
+def test_a_sweep_on_the_wrong_machine_is_refused_before_its_first_cell(tmp_path):
+    result = run_cli("-m", "hardware=h100", "mode=ar", "task=copy", "context=natural", f"results_dir={tmp_path}",
+                     "sweep.name=wrong-machine")
+    assert result.returncode == 2
+    assert "1 of 1 cells have invalid configs" in result.stderr
+    assert "hardware=h100: the profile needs a CUDA GPU and none is available" in result.stderr
+    assert not list(tmp_path.glob("wrong-machine/*.parquet"))
