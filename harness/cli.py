@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from harness import config as schema
@@ -70,12 +72,14 @@ def check_overrides(arguments: list[str]) -> list[str]:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def run(cfg: DictConfig) -> dict:
     bench = to_bench_config(cfg)
-    summary = run_cell(bench)
-    log.info("cell %s: %s", summary["label"], summary["status"])
-    return summary
+    hydra_cfg = HydraConfig.get()
+    job_num = hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return run_cell(bench, job_num)
 
 
 def main() -> None:
+    # `--force` is the conventional spelling of the config flag that reruns complete cells.
+    sys.argv = [("force=true" if a == "--force" else a) for a in sys.argv]
     problems = check_overrides(sys.argv[1:])
     if problems:
         print("dlm-bench: invalid configuration (nothing was run):", file=sys.stderr)

@@ -98,6 +98,7 @@ class ReferenceRunnerConfig:
     min_duration_s: float = 0.0  # ... and until this much time has been spent on the sample
     max_repetitions: int = 20
     time_forwards: bool = True  # per-forward time through the counting hook (CUDA events on a GPU, host clock on CPU)
+    sample_timeout_s: Optional[float] = None  # a decode running longer becomes an error record
 
     def __post_init__(self):
         _choice(self.name, "runner.name", RUNNERS)
@@ -107,6 +108,8 @@ class ReferenceRunnerConfig:
         _require(self.max_repetitions >= self.min_repetitions, "runner.max_repetitions",
                  f"must be >= min_repetitions ({self.min_repetitions}), got {self.max_repetitions}")
         _require(self.min_duration_s >= 0, "runner.min_duration_s", f"must be >= 0, got {self.min_duration_s}")
+        _require(self.sample_timeout_s is None or self.sample_timeout_s > 0, "runner.sample_timeout_s",
+                 f"must be > 0 or null, got {self.sample_timeout_s}")
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""Run one cell: check it, run its runner, score, and hand the records to the store."""
+"""Run one cell: check it, run its runner, score, and hand the records to the store.
+
+Failure is data: a sample that fails becomes an `error` row (inside the runner), a combination
+that cannot run a `skipped` row, and a cell that breaks as a whole a `failed` row with the tail of
+its traceback. The sweep goes on; the next run retries failed cells and skips complete ones.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import datetime as dt
 import logging
 import traceback
 
-from harness import environment
+from harness import environment, progress
 from harness.cell import Cell, identity_columns, make_cell, skip_reason
 from harness.config import BenchConfig
 from harness.hardware import check_hardware, hardware_columns, run_device_type
@@ -17,54 +22,50 @@ from harness.store import ResultStore
 from harness.tasks import get_task
 from runners import get_runner
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dlm-bench")
 
 
 class SkipCell(Exception):
     """The combination cannot run (found only once the model is known); recorded as skipped."""
 
 
-def run_cell(bench: BenchConfig) -> dict:
-    """Returns a small summary of the cell: status, key, file, counts."""
+def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
+    """Run one cell; returns a small summary: status, key, label, file, counts."""
     cell = make_cell(bench)
     store = ResultStore(bench.results_dir, bench.sweep.name)
+    progress.attach_sweep_log(store.root)
+    where = progress.position(job_num)
+    summary = {"key": cell.key, "label": cell.label}
     if store.is_complete(cell.key) and not bench.force:
-        log.info("cell %s (%s) already complete: skipped", cell.label, cell.key)
-        return {"status": "complete", "key": cell.key, "label": cell.label}
+        log.info("%s cell %s (%s) already complete: not rerun (force=true reruns it)", where, cell.label, cell.key)
+        return {**summary, "status": "complete"}
+    log.info("%s cell %s (%s) starting", where, cell.label, cell.key)
 
     hardware = check_hardware(bench.hardware, bench.runner)  # refuses a mismatch before any load
-    started = dt.datetime.now(dt.timezone.utc)
     base = {
         "schema_version": SCHEMA_VERSION,
         **identity_columns(cell),
         **hardware_columns(bench.hardware, hardware),
         **timing_columns(bench.runner),
         "task_version": get_task(bench.task.name).version,
-        "started_at": started,
+        "started_at": dt.datetime.now(dt.timezone.utc),
         **environment.capture(),
     }
     runner = get_runner(bench.runner.name)
-    reason = skip_reason(bench, runner.modes)
-    if reason:
-        log.info("cell %s skipped: %s", cell.label, reason)
-        path = store.write_cell(cell.key, cell.label, [{**base, "status": "skipped", "error": reason}])
-        return {"status": "skipped", "key": cell.key, "label": cell.label, "reason": reason, "file": str(path)}
-
     try:
-        rows, metadata = collect_rows(bench, cell, runner, base)
+        reason = skip_reason(bench, runner.modes)
+        if reason:
+            raise SkipCell(reason)
+        rows, metadata = collect_rows(bench, runner, base)
     except SkipCell as skip:
-        reason = str(skip)
-        log.info("cell %s skipped: %s", cell.label, reason)
-        path = store.write_cell(cell.key, cell.label, [{**base, "status": "skipped", "error": reason}])
-        return {"status": "skipped", "key": cell.key, "label": cell.label, "reason": reason, "file": str(path)}
+        return {**summary, **record_cell_outcome(store, cell, base, "skipped", str(skip))}
     except Exception as exc:  # a cell that cannot even start is recorded, and the sweep goes on
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]).strip()
-        log.error("cell %s failed: %s", cell.label, detail)
-        path = store.write_cell(cell.key, cell.label, [{**base, "status": "failed", "error": detail}])
-        return {"status": "failed", "key": cell.key, "label": cell.label, "reason": detail, "file": str(path)}
+        return {**summary, **record_cell_outcome(store, cell, base, "failed", detail)}
     path = store.write_cell(cell.key, cell.label, rows, metadata={"cell_config": repr(bench), **metadata})
     errors = sum(r.get("status") != "ok" for r in rows)
-    return {"status": "ok", "key": cell.key, "label": cell.label, "rows": len(rows), "errors": errors, "file": str(path)}
+    log.info("cell %s done: %d records, %d sample errors -> %s", cell.label, len(rows), errors, path.name)
+    return {**summary, "status": "ok", "rows": len(rows), "errors": errors, "file": str(path)}
 
 
 def timing_columns(runner_cfg) -> dict:
@@ -77,7 +78,15 @@ def timing_columns(runner_cfg) -> dict:
     }
 
 
-def collect_rows(bench: BenchConfig, cell: Cell, runner, base: dict) -> tuple[list[dict], dict[str, str]]:
+def record_cell_outcome(store: ResultStore, cell: Cell, base: dict, status: str, reason: str) -> dict:
+    """One row standing for a whole cell that produced no samples."""
+    level = logging.INFO if status == "skipped" else logging.ERROR
+    log.log(level, "cell %s %s: %s", cell.label, status, reason)
+    path = store.write_cell(cell.key, cell.label, [{**base, "status": status, "error": reason}])
+    return {"status": status, "reason": reason, "file": str(path)}
+
+
+def collect_rows(bench: BenchConfig, runner, base: dict) -> tuple[list[dict], dict[str, str]]:
     """The cell's rows and the metadata for its file (the raw GPU telemetry series)."""
     info = runner.prepare(bench)
     task = get_task(bench.task.name)

@@ -34,7 +34,16 @@ class ResultStore:
         return matches[0] if matches else None
 
     def is_complete(self, cell_key: str) -> bool:
-        return self.find_cell(cell_key) is not None
+        """A cell is complete once its file exists and it did not fail as a whole.
+
+        A `failed` cell (the model would not load, the server died) is retried by the next run;
+        a `skipped` one (the combination cannot run) is not: rerunning it changes nothing.
+        """
+        path = self.find_cell(cell_key)
+        if path is None:
+            return False
+        statuses = set(pq.read_table(path, columns=["status"]).column("status").to_pylist())
+        return statuses != {"failed"}
 
     def write_cell(self, cell_key: str, label: str, rows: list[dict], metadata: dict[str, str] | None = None) -> Path:
         table = to_table(rows)

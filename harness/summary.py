@@ -34,3 +34,14 @@ def print_summary(folder: Path) -> pd.DataFrame | None:
     print(format_summary(summary))
     print()
     return summary
+
+
+def failures_since(folder: Path, since_epoch: float) -> list[tuple[str, str]]:
+    """(cell label, reason) of cells that failed as a whole and started at or after `since_epoch`."""
+    records = read_results(folder)
+    if records.empty:
+        return []
+    failed = records[records["status"] == "failed"]
+    started = pd.to_datetime(failed["started_at"], utc=True)
+    recent = failed[started >= pd.Timestamp(since_epoch, unit="s", tz="UTC").floor("s")]
+    return [(f"{r.model} {r.mode} {r.task} {r.context}", r.error or "") for r in recent.itertuples()]

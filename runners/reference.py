@@ -10,6 +10,10 @@ exactly the decodes whose tokens are recorded. How each time was taken is in the
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import signal
+import threading
 import traceback
 import zlib
 from collections import OrderedDict
@@ -23,6 +27,8 @@ from harness.models import resolve_source
 from harness.prompts import Unfittable
 from reference_decoders.loading import LoadedModel, load_checkpoint
 from runners.base import CellInfo, Runner, SampleResult
+
+log = logging.getLogger("dlm-bench")
 
 
 class ModelCache:
@@ -42,6 +48,7 @@ class ModelCache:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         self.loads += 1
+        log.info("loading model %s (load #%d in this process)", key[0], self.loads)
         self._entries[key] = load()
         return self._entries[key]
 
@@ -134,7 +141,9 @@ class ReferenceRunner(Runner):
                         yield self.to_sample_result(sample, result, repetition, bench)
                     spent += max(r.emit_seconds[-1] for r in results)
                     repetition += 1
-            except Exception as exc:  # one failing sample (OOM, bad output) must not sink the cell
+            except Exception as exc:  # one failing sample (OOM, timeout, bad output) must not sink the cell
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()  # an out-of-memory sample leaves its blocks cached
                 detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 for sample in batch:
                     yield SampleResult(sample_id=sample.id, status="error", error=detail, prompt_tokens=len(sample.prompt_ids))
@@ -142,9 +151,10 @@ class ReferenceRunner(Runner):
     def decode(self, bench, info: CellInfo, batch: list) -> list:
         params = self.decode_params(bench, info, batch[0].id)
         prompts = [s.prompt_ids for s in batch]
-        return reference_decoders.generate_batch(
-            self.loaded.model, prompts, bench.mode.name, time_forwards=bench.runner.time_forwards, **params
-        )
+        with deadline(bench.runner.sample_timeout_s):
+            return reference_decoders.generate_batch(
+                self.loaded.model, prompts, bench.mode.name, time_forwards=bench.runner.time_forwards, **params
+            )
 
     def to_sample_result(self, sample, result, repetition: int, bench) -> SampleResult:
         tokenizer = self.loaded.tokenizer
@@ -177,3 +187,26 @@ class ReferenceRunner(Runner):
             draft_adapter_active=result.draft_adapter_active,
             batch_size=result.batch_size,
         )
+
+
+class SampleTimeout(TimeoutError):
+    pass
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None):
+    """Raise SampleTimeout in this thread after `seconds` of wall time (POSIX, main thread only)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise SampleTimeout(f"sample exceeded runner.sample_timeout_s={seconds}")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

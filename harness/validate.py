@@ -1,0 +1,99 @@
+"""`dlm-bench-validate <results folder>`: is this folder a sound set of records?
+
+Checks: every parquet file reads; its schema version is one this harness knows; each cell has
+exactly one file; no (cell, sample, repetition) appears twice; no column outside the schema. Lists
+failed, skipped and errored cells with their reasons. Exit status 0 = sound, 1 = problems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from harness.records import COLUMN_NAMES, SCHEMA_VERSION
+from harness.store import read_results
+
+KNOWN_MAJOR = SCHEMA_VERSION.split(".")[0]
+
+
+@dataclass
+class Validation:
+    files: int = 0
+    records: int = 0
+    problems: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    sample_errors: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def validate(folder: Path) -> Validation:
+    result = Validation()
+    files = sorted(p for p in folder.rglob("*.parquet") if not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts))
+    result.files = len(files)
+    keys_seen: dict[str, Path] = {}
+    for path in files:
+        try:
+            schema = pq.read_schema(path)
+        except Exception as exc:
+            result.problems.append(f"{path.name}: unreadable parquet ({exc})")
+            continue
+        version = (schema.metadata or {}).get(b"dlm_bench_schema_version", b"?").decode()
+        if version.split(".")[0] != KNOWN_MAJOR:
+            result.problems.append(f"{path.name}: schema version {version}, this harness reads {KNOWN_MAJOR}.x")
+        extra = set(schema.names) - set(COLUMN_NAMES)
+        if extra:
+            result.problems.append(f"{path.name}: columns outside the schema: {sorted(extra)}")
+        key = path.stem.rsplit("-", 1)[-1]
+        if key in keys_seen:
+            result.problems.append(f"cell {key} has two files: {keys_seen[key].name} and {path.name}")
+        keys_seen[key] = path
+    if result.problems:
+        return result
+    records = read_results(folder)
+    result.records = len(records)
+    if records.empty:
+        return result
+    samples = records[records["sample_id"].notna()]
+    duplicated = samples[samples.duplicated(["cell_key", "sample_id", "repetition"], keep=False)]
+    for (key, sample, repetition), _ in duplicated.groupby(["cell_key", "sample_id", "repetition"]):
+        result.problems.append(f"duplicate record: cell {key} sample {sample} repetition {repetition}")
+    for row in records[records["status"].isin(["failed", "skipped"])].itertuples():
+        line = f"{row.model} {row.mode} {row.task} {row.context} ({row.cell_key}): {str(row.error).strip().splitlines()[-1]}"
+        (result.failed if row.status == "failed" else result.skipped).append(line)
+    result.sample_errors = int((records["status"] == "error").sum())
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dlm-bench-validate", description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="a sweep folder, e.g. results/embedded")
+    args = parser.parse_args(argv)
+    if not args.results.is_dir():
+        print(f"dlm-bench-validate: {args.results} is not a folder", file=sys.stderr)
+        return 2
+    v = validate(args.results)
+    print(f"{args.results}: {v.files} cell files, {v.records} records, schema {SCHEMA_VERSION}")
+    for title, lines in (("failed cells", v.failed), ("skipped cells", v.skipped)):
+        if lines:
+            print(f"{len(lines)} {title}:")
+            print("\n".join(f"  {line}" for line in lines))
+    if v.sample_errors:
+        print(f"{v.sample_errors} sample records with status error (see the error column)")
+    if v.problems:
+        print(f"{len(v.problems)} problem(s):")
+        print("\n".join(f"  {p}" for p in v.problems))
+        return 1
+    print("sound: one file per cell, no duplicate records")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

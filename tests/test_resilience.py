@@ -1,0 +1,142 @@
+"""Sweeps that survive: kill -9, failing cells and samples, resume, model reuse, submitit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from harness.store import ResultStore
+from harness.validate import main as validate_main
+from harness.validate import validate
+from tests.conftest import REPO, run_cli
+
+
+def sweep_args(checkpoint, results, *extra):
+    return ["-m", "mode=ar,diffusion,linear_spec", "context=natural", "task=copy", "sweep.name=s",
+            f"model.source={checkpoint}", f"results_dir={results}", *extra]
+
+
+def test_sigkill_in_the_middle_of_a_cell_then_rerun_finds_every_cell_once(tmp_path, random_checkpoint):
+    args = sweep_args(random_checkpoint, tmp_path, "task.num_samples=2", "runner.min_duration_s=1.5")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    folder = tmp_path / "s"
+    deadline = time.time() + 300
+    while not list(folder.glob("*.parquet")) and time.time() < deadline:
+        time.sleep(0.2)
+    first = sorted(folder.glob("*.parquet"))
+    assert len(first) == 1, "the first cell never finished"
+    time.sleep(1.0)  # well inside the second cell, which times each sample for 1.5 s at least
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    survivors = sorted(folder.glob("*.parquet"))
+    assert len(survivors) < 3  # it really was killed mid-sweep
+    before = {p.name: p.read_bytes() for p in survivors}
+    assert validate(folder).ok  # what a kill leaves is readable: no half-written file
+
+    rerun = run_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "already complete" in rerun.stdout + rerun.stderr
+    files = sorted(folder.glob("*.parquet"))
+    assert len(files) == 3
+    for name, content in before.items():
+        assert (folder / name).read_bytes() == content  # complete cells were not rerun
+    df = pd.read_parquet(folder)
+    assert df.groupby("mode")["sample_id"].nunique().to_dict() == {"ar": 2, "diffusion": 2, "linear_spec": 2}
+    assert (df.groupby(["mode", "sample_id"])["repetition"].min() == 0).all()
+    assert not df.duplicated(["cell_key", "sample_id", "repetition"]).any()
+    assert validate_main([str(folder)]) == 0
+
+
+def test_a_failing_cell_and_a_failing_sample_are_recorded_and_the_sweep_goes_on(tmp_path, random_checkpoint):
+    # Cell failure: one model points at a checkpoint that does not exist. Sample failure: with a
+    # 16-token context, prompts longer than 16 tokens cannot be fitted and become error records.
+    result = run_cli("-m", f"model.source={random_checkpoint},{tmp_path / 'missing'}", "mode=ar,diffusion",
+                     "context=natural", "task=copy", "context.input_tokens=16", "sweep.name=f", "task.num_samples=6",
+                     f"results_dir={tmp_path}")
+    assert result.returncode == 1  # cells failed in this run
+    assert "2 cell(s) failed in this run" in result.stderr
+    df = pd.read_parquet(tmp_path / "f")
+    failed = df[df["status"] == "failed"]
+    assert len(failed) == 2 and failed["error"].str.contains("not a directory").all()
+    good = df[df["model_source"] == str(random_checkpoint)]
+    assert set(good["status"]) == {"ok", "error"}  # the other cells completed, with their failing samples
+    errors = good[good["status"] == "error"]
+    assert errors["error"].str.contains("more than the context's 16|exactly 16 tokens").all()
+    assert errors["error"].str.contains("more than the context's 16").any()
+    assert (good.loc[good["status"] == "ok", "prompt_tokens"] == 16).all()
+    assert "Skipped or failed cells" in result.stdout and "failed" in result.stdout
+    v = validate(tmp_path / "f")
+    assert v.ok and len(v.failed) == 2 and v.sample_errors == len(errors)
+
+    # A rerun retries the failed cells (still failing) and leaves the complete ones alone.
+    again = run_cli("-m", f"model.source={random_checkpoint},{tmp_path / 'missing'}", "mode=ar,diffusion",
+                    "context=natural", "task=copy", "context.input_tokens=16", "sweep.name=f", "task.num_samples=6",
+                    f"results_dir={tmp_path}")
+    assert again.returncode == 1 and (again.stdout + again.stderr).count("already complete") == 2
+    assert len(list((tmp_path / "f").glob("*.parquet"))) == 4
+
+
+def test_a_sample_over_its_time_limit_is_an_error_record(tmp_path, random_checkpoint):
+    result = run_cli("sweep=single", "task=copy", "task.num_samples=2", "runner.sample_timeout_s=0.0001",
+                     "runner.warmup=0", f"model.source={random_checkpoint}", f"results_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    df = pd.read_parquet(tmp_path / "single")
+    assert (df["status"] == "error").all() and df["error"].str.contains("sample_timeout_s").all()
+
+
+def test_cells_sharing_a_model_load_it_once(tmp_path, random_checkpoint):
+    result = run_cli(*sweep_args(random_checkpoint, tmp_path, "task.num_samples=1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert log.count("loading model") == 1
+    assert "(load #1 in this process)" in log
+    assert len(list((tmp_path / "s").glob("*.parquet"))) == 3
+
+
+def test_force_reruns_complete_cells(tmp_path, random_checkpoint):
+    args = ["sweep=single", "task.num_samples=1", f"model.source={random_checkpoint}", f"results_dir={tmp_path}"]
+    assert run_cli(*args).returncode == 0
+    path = next((tmp_path / "single").glob("*.parquet"))
+    first = pd.read_parquet(path)["started_at"].iloc[0]
+    second = run_cli(*args)
+    assert "already complete" in second.stdout + second.stderr
+    assert pd.read_parquet(path)["started_at"].iloc[0] == first
+    forced = run_cli(*args, "--force")
+    assert forced.returncode == 0 and "already complete" not in forced.stdout + forced.stderr
+    assert pd.read_parquet(path)["started_at"].iloc[0] > first
+    assert len(list((tmp_path / "single").glob("*.parquet"))) == 1
+
+
+def test_sweep_through_the_submitit_local_executor(tmp_path, random_checkpoint):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = run_cli(*sweep_args(random_checkpoint, tmp_path, "task.num_samples=1", "launcher=local"), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ".submitit" in str(list((tmp_path / "s" / "_hydra").rglob("*"))[:50])  # jobs ran as submitit jobs
+    df = pd.read_parquet(tmp_path / "s")
+    assert sorted(df["mode"]) == ["ar", "diffusion", "linear_spec"] and (df["status"] == "ok").all()
+
+
+def test_slurm_sweeps_are_one_hardware_profile_each(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = run_cli("-m", "launcher=slurm", "hardware=a100,h100", "model=qwen3-8b", f"results_dir={tmp_path}")
+    assert result.returncode == 2
+    assert "one SLURM sweep per hardware profile" in result.stderr
+
+
+def test_validate_reports_duplicates_and_two_files_for_one_cell(tmp_path):
+    store = ResultStore(tmp_path, "v")
+    row = {"schema_version": "1.0", "cell_key": "abc", "status": "ok", "sample_id": "x", "repetition": 0}
+    store.write_cell("abc", "one", [row, row])
+    v = validate(tmp_path / "v")
+    assert not v.ok and v.problems == ["duplicate record: cell abc sample x repetition 0"]
+    store.write_cell("abc", "two", [row])
+    assert any("has two files" in p for p in validate(tmp_path / "v").problems)
+    assert validate_main([str(tmp_path / "v")]) == 1
