@@ -81,6 +81,6 @@ def test_a_sweep_on_the_wrong_machine_is_refused_before_its_first_cell(tmp_path)
     result = run_cli("-m", "hardware=h100", "mode=ar", "task=copy", "context=natural", f"results_dir={tmp_path}",
                      "sweep.name=wrong-machine")
     assert result.returncode == 2
-    assert "1 of 1 cells have invalid configs" in result.stderr
+    assert "1 problem(s) in a sweep of 1 cells (nothing was run)" in result.stderr
     assert "hardware=h100: the profile needs a CUDA GPU and none is available" in result.stderr
     assert not list(tmp_path.glob("wrong-machine/*.parquet"))
