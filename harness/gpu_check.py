@@ -203,8 +203,10 @@ def check_sweep(env: dict, workdir: Path) -> dict:
 
     results = workdir / "results"
     overrides = [x for x in profile_overrides(env) if not x.startswith("hardware.memory") and not x.startswith("hardware.bf16")]
-    args = ["-m", "mode=ar,linear_spec", f"model.source={tiny_checkpoint(workdir)}", "task=copy", "task.num_samples=2",
-            "runner.min_repetitions=2", f"results_dir={results}", "sweep.name=gpu-check-sweep", *overrides]
+    samples = 1 if env["device"] == "cpu" else 2
+    args = ["-m", "mode=ar,linear_spec", f"model.source={tiny_checkpoint(workdir)}", "task=copy", "context=natural",
+            f"task.num_samples={samples}", f"runner.min_repetitions={samples}", f"results_dir={results}",
+            "sweep.name=gpu-check-sweep", *overrides]
     run_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=run_env,
@@ -289,7 +291,8 @@ def format_report(record: dict) -> str:
                          f"{_fmt(r['energy_j_per_forward']):>7s}")
     if record.get("sweep"):
         lines.append("")
-        lines.append(f"two-cell sweep through dlm-bench ({record['sweep']['seconds']:.0f} s; ar, linear_spec on the tiny model, 2 samples x 2 repetitions):")
+        lines.append(f"two-cell sweep through dlm-bench ({record['sweep']['seconds']:.0f} s; ar, linear_spec on the tiny model, "
+                     f"task copy; rows per cell {[c['rows'] for c in record['sweep']['cells']]}):")
         lines.append(f"  {'mode':12s} {'status':7s} {'TPF':>5s} {'tok/s':>8s} {'E2E ms':>8s} {'J':>8s} {'J/token':>8s} {'W mean':>7s} {'SM MHz':>7s}  timing (request / forward)")
         for c in record["sweep"]["cells"]:
             lines.append(f"  {c['mode']:12s} {c['status']:7s} {_fmt(c['tpf']):>5s} {_fmt(c['tokens_per_s']):>8s} {_fmt(c['e2e_ms_median']):>8s} "

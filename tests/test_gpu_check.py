@@ -26,5 +26,5 @@ def test_gpu_check_dry_run_prints_the_table_and_one_json_record(tmp_path):
     assert sorted({r["query_tokens"] for r in record["roofline"]}) == [1, 8, 32]
     assert all(r["ratio"] > 0 and r["batch"] == 1 for r in record["roofline"])
     cells = {c["mode"]: c for c in record["sweep"]["cells"]}
-    assert set(cells) == {"ar", "linear_spec"} and all(c["status"] == "ok" for c in cells.values())
+    assert set(cells) == {"ar", "linear_spec"} and all(c["status"] == "ok" and c["rows"] == 1 for c in cells.values())
     assert all(c["energy_j"] is None and c["power_mean_w"] is None for c in cells.values())  # no NVML here
