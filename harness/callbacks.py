@@ -43,8 +43,11 @@ class Preflight(Callback):
     """Composes and validates every cell of a sweep before the first model loads.
 
     Hydra itself catches unknown groups and options; this adds the dataclasses' own checks
-    (value ranges, mode parameters, unknown tasks) and the sweep-level rules, so a typo in the
-    last cell of a long sweep fails in seconds rather than hours in.
+    (value ranges, mode parameters, unknown tasks), the sweep-level rules and, when the cells run
+    on this machine (the basic launcher), the hardware check (the detected device must match each
+    cell's hardware profile), so a typo in the last cell of a long sweep fails in seconds rather
+    than hours in. Under a cluster launcher the submitting host is not the GPU node: each job
+    checks itself.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -53,11 +56,17 @@ class Preflight(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra import compose
 
+        from harness.hardware import check_hardware
+
         problems, cells = [], []
         jobs = sweep_job_overrides(config)
+        local = "BasicLauncher" in str(config.hydra.launcher.get("_target_", ""))
         for job in jobs:
             try:
-                cells.append(to_bench_config(compose(config_name=config.hydra.job.config_name, overrides=job)))
+                bench = to_bench_config(compose(config_name=config.hydra.job.config_name, overrides=job))
+                cells.append(bench)
+                if local:
+                    check_hardware(bench.hardware, bench.runner)
             except ConfigError as exc:
                 problems.append(f"  {' '.join(job)}\n    -> {exc}")
         if not problems and "SlurmLauncher" in str(config.hydra.launcher.get("_target_", "")):

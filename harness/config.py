@@ -20,7 +20,7 @@ MODES = ("ar", "diffusion", "linear_spec", "quadratic_spec")
 FAMILIES = ("auto", "qwen3", "ministral3", "nemotron_labs_diffusion")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 DEVICES = ("auto", "cpu", "cuda")
-RUNNERS = ("reference", "vendor", "vllm", "sglang")
+RUNNERS = ("reference", "timing", "vendor", "vllm", "sglang")
 
 
 class ConfigError(ValueError):
@@ -97,7 +97,7 @@ class ReferenceRunnerConfig:
     min_repetitions: int = 1  # timed repetitions of each sample: at least this many ...
     min_duration_s: float = 0.0  # ... and until this much time has been spent on the sample
     max_repetitions: int = 20
-    time_forwards: bool = True  # per-forward wall time through the counting hook
+    time_forwards: bool = True  # per-forward time through the counting hook (CUDA events on a GPU, host clock on CPU)
     sample_timeout_s: Optional[float] = None  # a decode running longer becomes an error record
 
     def __post_init__(self):
@@ -125,19 +125,51 @@ class VendorRunnerConfig:
 
 
 @dataclass
+class TimingRunnerConfig:
+    """Timing-only forwards (runners/timing.py): each forward shape of the cell's mode, over a KV
+    cache of context.input_tokens tokens per row, for every batch size."""
+
+    name: str = "timing"
+    device: str = "auto"  # auto = the hardware profile's device_type
+    warmup: int = 3  # untimed forwards of each shape before timing starts
+    min_repetitions: int = 10  # timed forwards of each shape: at least this many ...
+    min_duration_s: float = 0.5  # ... and until this much time has been spent on the shape
+    max_repetitions: int = 200
+    batch_sizes: list[int] = field(default_factory=lambda: [1])  # sequences per forward (concurrency)
+
+    def __post_init__(self):
+        _require(self.name == "timing", "runner.name", f"the timing runner's schema is named timing, got {self.name!r}")
+        _choice(self.device, "runner.device", DEVICES)
+        _require(self.warmup >= 0, "runner.warmup", f"must be >= 0, got {self.warmup}")
+        _require(self.min_repetitions >= 1, "runner.min_repetitions", f"must be >= 1, got {self.min_repetitions}")
+        _require(self.max_repetitions >= self.min_repetitions, "runner.max_repetitions",
+                 f"must be >= min_repetitions ({self.min_repetitions}), got {self.max_repetitions}")
+        _require(self.min_duration_s >= 0, "runner.min_duration_s", f"must be >= 0, got {self.min_duration_s}")
+        _require(len(self.batch_sizes) > 0 and all(b >= 1 for b in self.batch_sizes), "runner.batch_sizes",
+                 f"list one or more batch sizes >= 1, got {list(self.batch_sizes)}")
+
+
+@dataclass
 class HardwareConfig:
+    """A hardware profile: what the machine is (checked against the detected device at start) and
+    the datasheet figures every row records for the roofline and the cost (harness/costs.py)."""
+
     name: str = MISSING
     device_type: str = "cpu"  # cpu | cuda
-    device_pattern: str = ".*"  # regex the detected device name must match
-    memory_gb: Optional[float] = None
-    memory_bandwidth_gbs: Optional[float] = None  # GB/s, for the roofline floor
-    bf16_tflops: Optional[float] = None  # dense
-    price_per_gpu_hour: Optional[float] = None  # USD; override for your contract
-    gpus: int = 1
-    allow_mismatch: bool = False  # run even if the detected device does not match (recorded)
+    device_pattern: str = ".*"  # regex (searched, case-insensitive) the detected device name must match
+    memory_gb: Optional[float] = None  # per GPU
+    memory_bandwidth_gbs: Optional[float] = None  # GB/s per GPU (decimal, as datasheets): the roofline's memory floor
+    bf16_tflops: Optional[float] = None  # dense (no 2:4 sparsity) BF16 tensor TFLOP/s per GPU: the compute floor
+    price_per_gpu_hour: Optional[float] = None  # USD; set your contract's price (hardware.price_per_gpu_hour=...)
+    gpus: int = 1  # GPUs one cell uses (the cost's multiplier)
+    allow_mismatch: bool = False  # run even if the detected device does not match (recorded in hardware_mismatch)
+    telemetry_interval_s: float = 0.2  # NVML background sampling period; 0 = reads at the cell's start and end only
     slurm_partition: Optional[str] = None
     slurm_gpus_per_node: Optional[int] = None
     slurm_time_min: int = 240
+    slurm_cpus_per_task: Optional[int] = None
+    slurm_mem_gb: Optional[int] = None
+    slurm_constraint: Optional[str] = None  # e.g. a node feature that pins the GPU model
 
     def __post_init__(self):
         _choice(self.device_type, "hardware.device_type", ("cpu", "cuda"))
@@ -149,6 +181,12 @@ class HardwareConfig:
         for key in ("memory_gb", "memory_bandwidth_gbs", "bf16_tflops", "price_per_gpu_hour"):
             value = getattr(self, key)
             _require(value is None or value >= 0, f"hardware.{key}", f"must be >= 0 or null, got {value}")
+        _require(self.telemetry_interval_s >= 0, "hardware.telemetry_interval_s",
+                 f"must be >= 0 (0 = no background sampling), got {self.telemetry_interval_s}")
+        _require(self.slurm_time_min >= 1, "hardware.slurm_time_min", f"must be >= 1, got {self.slurm_time_min}")
+        for key in ("slurm_gpus_per_node", "slurm_cpus_per_task", "slurm_mem_gb"):
+            value = getattr(self, key)
+            _require(value is None or value >= 1, f"hardware.{key}", f"must be >= 1 or null, got {value}")
 
 
 @dataclass
@@ -216,7 +254,7 @@ class BenchConfig:
                      "runner=vendor executes the checkpoint's own Python code; opt in with model.trust_remote_code=true")
 
 
-RUNNER_SCHEMAS: dict[str, type] = {"reference": ReferenceRunnerConfig, "vendor": VendorRunnerConfig}
+RUNNER_SCHEMAS: dict[str, type] = {"reference": ReferenceRunnerConfig, "vendor": VendorRunnerConfig, "timing": TimingRunnerConfig}
 
 
 def register_configs() -> None:

@@ -1,9 +1,15 @@
-"""What machine and software produced a record: captured once per process, stored in every row."""
+"""What machine and software produced a record: captured once per process, stored in every row.
+
+Git SHA and dirty flag of the harness checkout; versions of Python, torch, transformers and the
+engines (vllm, sglang: null when not installed), nvidia-ml-py; the CUDA version torch was built
+with and the one the driver supports; driver, GPU name and count; CPU model and count; host and OS.
+"""
 
 from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import platform
 import socket
 import subprocess
@@ -22,18 +28,27 @@ def capture() -> dict:
         "env_python": platform.python_version(),
         "env_torch": torch.__version__,
         "env_transformers": _version("transformers"),
+        "env_vllm": _version("vllm"),
+        "env_sglang": _version("sglang"),
+        "env_nvidia_ml_py": _version("nvidia-ml-py"),
         "env_cuda": torch.version.cuda,
-        "env_driver": _nvml_driver(),
-        "env_gpu_name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        **_nvml_system(),
+        "env_gpu_name": torch.cuda.get_device_name(0) if cuda_available() else None,
+        "env_gpu_count": torch.cuda.device_count() if cuda_available() else 0,
         "env_cpu": _cpu_model(),
+        "env_cpu_count": os.cpu_count(),
         "env_host": socket.gethostname(),
         "env_platform": f"{platform.system()}-{platform.release()}-{platform.machine()}",
     }
 
 
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
 def detected_device(device_type: str) -> str:
     """Name of the device the run will use: the GPU's name, or the CPU model."""
-    if device_type == "cuda" and torch.cuda.is_available():
+    if device_type == "cuda" and cuda_available():
         return torch.cuda.get_device_name(0)
     return _cpu_model() or platform.processor() or "cpu"
 
@@ -72,15 +87,22 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def _nvml_driver() -> str | None:
+def _nvml_system() -> dict:
+    """Driver version and the CUDA version the driver supports, through NVML (null without it)."""
+    fields = {"env_driver": None, "env_cuda_driver": None}
     try:
         import pynvml
 
         pynvml.nvmlInit()
-        try:
-            driver = pynvml.nvmlSystemGetDriverVersion()
-            return driver.decode() if isinstance(driver, bytes) else driver
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # no NVML library, no driver, no GPU: the field stays null
-        return None
+    except Exception:  # no NVML library, no driver, no GPU: the fields stay null
+        return fields
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        fields["env_driver"] = driver.decode() if isinstance(driver, bytes) else driver
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # e.g. 12040 for 12.4
+        fields["env_cuda_driver"] = f"{cuda // 1000}.{cuda % 1000 // 10}"
+    except Exception:
+        pass
+    finally:
+        pynvml.nvmlShutdown()
+    return fields

@@ -14,8 +14,9 @@ import traceback
 from harness import environment, progress
 from harness.cell import Cell, identity_columns, make_cell, skip_reason
 from harness.config import BenchConfig
-from harness.hardware import check_hardware
+from harness.hardware import check_hardware, hardware_columns, run_device_type
 from harness.prompts import build_samples, within_positions
+from harness.telemetry import open_cell_telemetry
 from harness.records import SCHEMA_VERSION
 from harness.store import ResultStore
 from harness.tasks import columns as task_columns
@@ -41,11 +42,12 @@ def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
         return {**summary, "status": "complete"}
     log.info("%s cell %s (%s) starting", where, cell.label, cell.key)
 
-    hardware_detected = check_hardware(bench.hardware, bench.runner)  # refuses a mismatch before any load
+    hardware = check_hardware(bench.hardware, bench.runner)  # refuses a mismatch before any load
     base = {
         "schema_version": SCHEMA_VERSION,
         **identity_columns(cell),
-        "hardware_detected": hardware_detected,
+        **hardware_columns(bench.hardware, hardware),
+        **timing_columns(bench.runner),
         "task_version": get_task(bench.task.name).version,
         "started_at": dt.datetime.now(dt.timezone.utc),
         **environment.capture(),
@@ -55,16 +57,26 @@ def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
         reason = skip_reason(bench, runner.modes)
         if reason:
             raise SkipCell(reason)
-        rows = collect_rows(bench, runner, base)
+        rows, metadata = collect_rows(bench, runner, base)
     except SkipCell as skip:
         return {**summary, **record_cell_outcome(store, cell, base, "skipped", str(skip))}
     except Exception as exc:  # a cell that cannot even start is recorded, and the sweep goes on
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]).strip()
         return {**summary, **record_cell_outcome(store, cell, base, "failed", detail)}
-    path = store.write_cell(cell.key, cell.label, rows, metadata={"cell_config": repr(bench)})
+    path = store.write_cell(cell.key, cell.label, rows, metadata={"cell_config": repr(bench), **metadata})
     errors = sum(r.get("status") != "ok" for r in rows)
     log.info("cell %s done: %d records, %d sample errors -> %s", cell.label, len(rows), errors, path.name)
     return {**summary, "status": "ok", "rows": len(rows), "errors": errors, "file": str(path)}
+
+
+def timing_columns(runner_cfg) -> dict:
+    """The runner's stopping rule for timed repetitions (null for runners without one)."""
+    return {
+        "timing_warmup": getattr(runner_cfg, "warmup", None),
+        "timing_min_repetitions": getattr(runner_cfg, "min_repetitions", None),
+        "timing_min_duration_s": getattr(runner_cfg, "min_duration_s", None),
+        "timing_max_repetitions": getattr(runner_cfg, "max_repetitions", None),
+    }
 
 
 def record_cell_outcome(store: ResultStore, cell: Cell, base: dict, status: str, reason: str) -> dict:
@@ -75,7 +87,8 @@ def record_cell_outcome(store: ResultStore, cell: Cell, base: dict, status: str,
     return {"status": status, "reason": reason, "file": str(path)}
 
 
-def collect_rows(bench: BenchConfig, runner, base: dict) -> list[dict]:
+def collect_rows(bench: BenchConfig, runner, base: dict) -> tuple[list[dict], dict[str, str]]:
+    """The cell's rows and the metadata for its file (the raw GPU telemetry series)."""
     info = runner.prepare(bench)
     task = get_task(bench.task.name)
     if info.max_positions and bench.context.input_tokens + bench.task.max_new_tokens > info.max_positions:
@@ -83,8 +96,10 @@ def collect_rows(bench: BenchConfig, runner, base: dict) -> list[dict]:
             f"context {bench.context.input_tokens} + max_new_tokens {bench.task.max_new_tokens} exceeds "
             f"model {bench.model.name}'s {info.max_positions} positions"
         )
-    samples = build_samples(task, bench.task, info.tokenizer, bench.context.input_tokens)
-    samples = within_positions(samples, info.max_positions, bench.task.max_new_tokens)
+    samples = []
+    if runner.uses_task_samples:
+        samples = build_samples(task, bench.task, info.tokenizer, bench.context.input_tokens)
+        samples = within_positions(samples, info.max_positions, bench.task.max_new_tokens)
     examples = {s.example.id: s.example for s in samples}
     prompts = {s.example.id: task_columns.prompt_columns(s.example, getattr(s, "prompt_text", None)) for s in samples}
     cell_columns = {
@@ -94,14 +109,22 @@ def collect_rows(bench: BenchConfig, runner, base: dict) -> list[dict]:
         "model_weight_bytes": info.model_weight_bytes,
         "block_length": info.block_length,
         "timing_only": info.timing_only,
-        **task_columns.cell_columns(task, bench.task, info.tokenizer),
+        **(info.model_shape.columns() if info.model_shape is not None else {}),
+        **(task_columns.cell_columns(task, bench.task, info.tokenizer) if runner.uses_task_samples else {}),
     }
     rows = []
-    for result in runner.run(bench, info, samples):
-        row = {**cell_columns, **result.columns(), **prompts[result.sample_id]}
-        example = examples[result.sample_id]
-        row["reference_answer"] = None if example.answer is None else str(example.answer)
-        if result.status == "ok" and not info.timing_only:
-            row.update(task_columns.score_columns(task, example, result.output_text or "", cell_columns["stop_strings"]))
-        rows.append(row)
-    return rows
+    telemetry = open_cell_telemetry(run_device_type(bench.hardware, bench.runner), bench.hardware.telemetry_interval_s)
+    runner.meter = telemetry
+    with telemetry:
+        for result in runner.run(bench, info, samples):
+            row = {**cell_columns, **result.columns(), **prompts.get(result.sample_id, {})}
+            example = examples.get(result.sample_id)
+            if example is not None:
+                row["reference_answer"] = None if example.answer is None else str(example.answer)
+                if result.status == "ok" and not info.timing_only:
+                    row.update(task_columns.score_columns(task, example, result.output_text or "", cell_columns["stop_strings"]))
+            rows.append(row)
+    cell_telemetry = telemetry.columns()
+    for row in rows:
+        row.update(cell_telemetry)
+    return rows, telemetry.metadata()

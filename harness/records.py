@@ -92,10 +92,16 @@ _ENVIRONMENT = [
     Column("env_python", pa.string(), "Python version"),
     Column("env_torch", pa.string(), "torch version"),
     Column("env_transformers", pa.string(), "transformers version"),
+    Column("env_vllm", pa.string(), "vllm version (null when not installed)"),
+    Column("env_sglang", pa.string(), "sglang version (null when not installed)"),
+    Column("env_nvidia_ml_py", pa.string(), "nvidia-ml-py (pynvml) version"),
     Column("env_cuda", pa.string(), "CUDA version torch was built with (null on CPU builds)"),
     Column("env_driver", pa.string(), "NVIDIA driver version (null without NVML)"),
+    Column("env_cuda_driver", pa.string(), "highest CUDA version the driver supports (null without NVML)"),
     Column("env_gpu_name", pa.string(), "GPU name (null without a GPU)"),
+    Column("env_gpu_count", pa.int64(), "CUDA devices visible to the process"),
     Column("env_cpu", pa.string(), "CPU model"),
+    Column("env_cpu_count", pa.int64(), "logical CPUs of the host"),
     Column("env_host", pa.string(), "host name"),
     Column("env_platform", pa.string(), "OS and architecture"),
     Column("started_at", pa.timestamp("us", tz="UTC"), "when the cell started"),
@@ -115,7 +121,62 @@ _ACCURACY = [
     Column("extracted_answer_strict", pa.string(), "the answer read by the strict format"),
 ]
 
-COLUMNS: list[Column] = _IDENTITY + _SAMPLE + _ENVIRONMENT + _ACCURACY
+# How each time was taken (harness/README "Timing, hardware and cost"); raw, per row.
+_TIMING = [
+    Column("timing_method", pa.string(), "how ttft_s / e2e_s / emit_seconds were taken: perf_counter (host) | "
+           "perf_counter+cuda_sync (host, device synchronised at request start; tokens final on host readback)"),
+    Column("forward_timing_method", pa.string(), "how forward_seconds were taken: cuda_event | perf_counter (null = not timed)"),
+    Column("forward_cache_tokens", pa.list_(pa.int64()), "KV-cache entries each forward read (batch rows x cached length)"),
+    Column("timing_warmup", pa.int64(), "untimed warm-up runs before timing (runner.warmup; not recorded)"),
+    Column("timing_min_repetitions", pa.int64(), "timed repetitions: at least this many (runner.min_repetitions) ..."),
+    Column("timing_min_duration_s", pa.float64(), "... and until this many seconds were spent (runner.min_duration_s)"),
+    Column("timing_max_repetitions", pa.int64(), "cap on timed repetitions (runner.max_repetitions)"),
+]
+
+# The configured hardware profile's figures: roofline and cost re-derive from the rows alone.
+_HARDWARE = [
+    Column("hardware_mismatch", pa.string(), "why the detected device does not match the profile (null = it matches; "
+           "non-null only with hardware.allow_mismatch=true)"),
+    Column("hw_device_pattern", pa.string(), "regex the profile expects the device name to match"),
+    Column("hw_memory_gb", pa.float64(), "profile: memory per GPU, GB"),
+    Column("hw_memory_bandwidth_gbs", pa.float64(), "profile: memory bandwidth per GPU, GB/s (roofline memory floor)"),
+    Column("hw_bf16_tflops", pa.float64(), "profile: dense BF16 TFLOP/s per GPU (roofline compute floor)"),
+    Column("hw_price_per_gpu_hour", pa.float64(), "profile: USD per GPU-hour (cost)"),
+    Column("hw_gpus", pa.int64(), "GPUs the cell uses (cost multiplier)"),
+]
+
+# The model facts the roofline needs (harness.costs.ModelShape).
+_MODEL_SHAPE = [
+    Column("model_num_layers", pa.int64(), "transformer layers"),
+    Column("model_num_attention_heads", pa.int64(), "query heads per layer"),
+    Column("model_head_dim", pa.int64(), "dimension per head"),
+    Column("model_kv_bytes_per_token", pa.int64(), "bytes of K and V of one token over all layers, at the cache dtype"),
+    Column("model_forward_weight_bytes", pa.int64(), "weight bytes every forward reads (all but the input-embedding table)"),
+    Column("model_block_parameters", pa.int64(), "parameters of the transformer layers (each query token multiplies through them)"),
+]
+
+# NVML telemetry of the cell (harness/telemetry.py): the same on every row of a cell; null without NVML.
+_TELEMETRY = [
+    Column("gpu_name", pa.string(), "GPU name reported by NVML"),
+    Column("gpu_uuid", pa.string(), "GPU UUID reported by NVML (which physical GPU ran the cell)"),
+    Column("gpu_memory_total_bytes", pa.int64(), "GPU memory, bytes"),
+    Column("gpu_memory_used_max_bytes", pa.int64(), "highest memory in use over the cell's samples, bytes"),
+    Column("gpu_power_limit_w", pa.float64(), "enforced power limit, W"),
+    Column("gpu_power_draw_mean_w", pa.float64(), "mean power draw over the cell's samples, W"),
+    Column("gpu_power_draw_max_w", pa.float64(), "highest power draw sampled, W"),
+    Column("gpu_sm_clock_limit_mhz", pa.int64(), "maximum SM clock of the GPU, MHz"),
+    Column("gpu_sm_clock_mean_mhz", pa.float64(), "mean SM clock over the samples, MHz"),
+    Column("gpu_sm_clock_min_mhz", pa.int64(), "lowest SM clock sampled, MHz"),
+    Column("gpu_mem_clock_mean_mhz", pa.float64(), "mean memory clock over the samples, MHz"),
+    Column("gpu_temperature_max_c", pa.int64(), "highest GPU temperature sampled, C"),
+    Column("gpu_throttle_reasons", pa.list_(pa.string()), "NVML clock-event (throttle) reasons seen in any sample"),
+    Column("gpu_energy_j", pa.float64(), "total-energy counter delta over gpu_energy_region, J"),
+    Column("gpu_energy_region_s", pa.float64(), "seconds the energy covers"),
+    Column("gpu_energy_region", pa.string(), "timed (the runner's timed work only, warm-up excluded) | cell (the whole run)"),
+    Column("gpu_telemetry_samples", pa.int64(), "NVML samples taken (raw series in the file's gpu_telemetry metadata)"),
+]
+
+COLUMNS: list[Column] = _IDENTITY + _SAMPLE + _ENVIRONMENT + _ACCURACY + _TIMING + _HARDWARE + _MODEL_SHAPE + _TELEMETRY
 COLUMN_NAMES = [c.name for c in COLUMNS]
 SCHEMA = pa.schema(
     [pa.field(c.name, c.type, nullable=True, metadata={"doc": c.doc}) for c in COLUMNS],

@@ -48,7 +48,8 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
     """Decode several prompts together (left-padded); ``ar`` and ``diffusion`` only.
 
     Forward counts are those of the whole batch: each result carries the same ``forwards``.
-    ``time_forwards`` times every forward through the counting hook (a device sync per forward).
+    ``time_forwards`` times every forward through the counting hook (CUDA events on a GPU, host
+    time on the CPU; `reference_decoders.counting`).
     """
     decode_params = resolve_params(model, params)
     decode_params.check(mode)
@@ -63,6 +64,11 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
 
     counter = ForwardCounter(counting_target(model), time_forwards=time_forwards)
     adapter = ModelAdapter(model, counter)
+    if device.type == "cuda":
+        # Request time starts on an idle device: nothing queued earlier (the prompt's copy, a
+        # previous request) is billed to this one. Tokens are final when read back to the host,
+        # which synchronises, so host time is valid at both ends.
+        torch.cuda.synchronize(device)
     started = time.perf_counter()
     streams = [TokenStream(decode_params.max_new_tokens, decode_params.eos_token_ids, started) for _ in prompts]
     try:
@@ -89,6 +95,7 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
             vendor_nfe_rule=VENDOR_NFE_RULES[mode],
             batch_size=len(prompts),
             params=decode_params.as_dict(),
+            timing_method="perf_counter+cuda_sync" if device.type == "cuda" else "perf_counter",
         )
         for stream in streams
     ]

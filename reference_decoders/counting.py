@@ -4,6 +4,16 @@ Every call of the model's ``forward`` is seen by a pre-hook and a post-hook. The
 declares which *phase* it is in (`ForwardCounter.phase`); a forward outside any phase is still
 counted, as ``unlabelled``, so a decoder that calls the model behind the counter's back shows up
 in the records instead of vanishing from them.
+
+Per forward the log keeps its kind, its query tokens (what it computes), the KV entries it read
+from the cache (what it must load besides the weights: the roofline's second term) and, when
+timed, its duration. How the duration was taken depends on the device (`timing_method`):
+
+- ``cuda_event``: a CUDA event is recorded on the current stream in the pre-hook and another in
+  the post-hook; the elapsed time between them is read once, after one synchronisation when the
+  counter closes. No forward waits for the host, so timing does not change what is timed.
+- ``perf_counter``: on the CPU the work is synchronous, so host wall time between the hooks is
+  the forward's time.
 """
 
 from __future__ import annotations
@@ -18,13 +28,18 @@ import torch
 FORWARD_KINDS = ("prefill", "decode", "denoise", "commit", "draft", "verify", "quadratic", "unlabelled")
 
 
+TIMING_METHODS = ("cuda_event", "perf_counter")
+
+
 @dataclass
 class ForwardLog:
     """One entry per forward call, in call order (raw values; statistics are derived later)."""
 
     kinds: list[str] = field(default_factory=list)
     query_tokens: list[int] = field(default_factory=list)  # batch rows x query length
-    seconds: list[float] = field(default_factory=list)
+    cache_tokens: list[int] = field(default_factory=list)  # batch rows x cached length read (KV entries)
+    seconds: list[float] = field(default_factory=list)  # filled when the counter closes (CUDA) or per forward (CPU)
+    timing_method: str | None = None  # one of TIMING_METHODS; None = not timed
 
     def forwards_by_kind(self) -> dict[str, int]:
         counts = Counter(self.kinds)
@@ -38,19 +53,13 @@ class ForwardLog:
 
 
 class ForwardCounter:
-    """Counts (and times) every forward of ``module``.
-
-    Time per forward is wall time between the pre- and post-hook. On CUDA both hooks synchronise
-    first, so the interval covers the kernels of that forward and nothing else; this costs a sync
-    per forward, which the decoders pay anyway when they read the argmax back to the host.
-    """
+    """Counts (and times) every forward of ``module``; see the module docstring for the timing."""
 
     def __init__(self, module: torch.nn.Module, time_forwards: bool = True):
         self.log = ForwardLog()
         self._phase: str | None = None
-        self._time = time_forwards
-        self._started: float | None = None
-        self._sync = _synchronizer(module)
+        self._clock = _clock_for(module) if time_forwards else None
+        self.log.timing_method = None if self._clock is None else self._clock.method
         self._handles = [
             module.register_forward_pre_hook(self._before, with_kwargs=True),
             module.register_forward_hook(self._after, with_kwargs=True),
@@ -74,19 +83,22 @@ class ForwardCounter:
             ids = kwargs["inputs_embeds"][..., 0]
         self.log.kinds.append(self._phase or "unlabelled")
         self.log.query_tokens.append(int(ids.numel()))
-        if self._time:
-            self._sync()
-            self._started = time.perf_counter()
+        rows = int(ids.shape[0]) if ids.dim() > 1 else 1
+        self.log.cache_tokens.append(rows * _cached_length(kwargs))
+        if self._clock is not None:
+            self._clock.start()
 
     def _after(self, module, args, kwargs, output):
-        if self._time:
-            self._sync()
-            self.log.seconds.append(time.perf_counter() - self._started)
+        if self._clock is not None:
+            self._clock.stop()
 
     def close(self) -> None:
+        """Remove the hooks and resolve the forward times (one device synchronisation on CUDA)."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self._clock is not None:
+            self.log.seconds = self._clock.seconds()
 
     def __enter__(self):
         return self
@@ -95,11 +107,58 @@ class ForwardCounter:
         self.close()
 
 
-def _synchronizer(module: torch.nn.Module):
+def _cached_length(kwargs: dict) -> int:
+    """Positions already in the KV cache the forward attends over (0 without a cache)."""
+    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    return int(cache.get_seq_length()) if cache is not None and hasattr(cache, "get_seq_length") else 0
+
+
+class _HostClock:
+    method = "perf_counter"
+
+    def __init__(self):
+        self._seconds: list[float] = []
+        self._started = 0.0
+
+    def start(self) -> None:
+        self._started = time.perf_counter()
+
+    def stop(self) -> None:
+        self._seconds.append(time.perf_counter() - self._started)
+
+    def seconds(self) -> list[float]:
+        return list(self._seconds)
+
+
+class _CudaEventClock:
+    method = "cuda_event"
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+
+    def start(self) -> None:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        self._events.append((event, None))
+
+    def stop(self) -> None:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        start, _ = self._events[-1]
+        self._events[-1] = (start, event)
+
+    def seconds(self) -> list[float]:
+        torch.cuda.synchronize(self.device)
+        # elapsed_time is in ms; a forward that raised has no end event and gets NaN
+        return [start.elapsed_time(end) / 1e3 if end is not None else float("nan") for start, end in self._events]
+
+
+def _clock_for(module: torch.nn.Module):
     try:
         device = next(module.parameters()).device
     except StopIteration:
         device = torch.device("cpu")
     if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
+        return _CudaEventClock(device)
+    return _HostClock()

@@ -71,6 +71,9 @@ class GenerateResult:
     vendor_nfe_rule: str
     batch_size: int = 1
     params: dict = field(default_factory=dict)
+    # how emit_seconds were taken: host perf_counter from request start to the host readback of
+    # each final token; "+cuda_sync" = the device was synchronised at request start
+    timing_method: str = "perf_counter"
 
     @property
     def total_forwards(self) -> int:

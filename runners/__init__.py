@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from runners.base import CellInfo, Runner, SampleResult
 from runners.reference import ReferenceRunner
+from runners.timing import TimingRunner
 from runners.vendor import VendorRunner
 
-RUNNERS: dict[str, type[Runner]] = {"reference": ReferenceRunner, "vendor": VendorRunner}
+RUNNERS: dict[str, type[Runner]] = {"reference": ReferenceRunner, "vendor": VendorRunner, "timing": TimingRunner}
 
 __all__ = ["RUNNERS", "CellInfo", "Runner", "SampleResult", "get_runner"]
 

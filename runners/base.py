@@ -8,6 +8,7 @@ resolved), recorded with every row so that nothing decided at run time goes unre
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class CellInfo:
     max_positions: int | None = None
     hardware_detected: str | None = None
     timing_only: bool = False
+    model_shape: Any = None  # harness.costs.ModelShape: what the roofline needs, recorded as model_* columns
     tokenizer: Any = None  # for prompt building; not recorded
 
 
@@ -48,15 +50,21 @@ class SampleResult:
     vendor_nfe_rule: str | None = None
     forward_kinds: list[str] | None = None
     forward_query_tokens: list[int] | None = None
+    forward_cache_tokens: list[int] | None = None
     forward_seconds: list[float] | None = None
+    forward_timing_method: str | None = None  # how forward_seconds were taken (cuda_event | perf_counter)
     emit_seconds: list[float] | None = None
     emit_counts: list[int] | None = None
     ttft_s: float | None = None
     e2e_s: float | None = None
+    timing_method: str | None = None  # how ttft_s / e2e_s / emit_seconds were taken
     draft_adapter_active: bool | None = None
+    batch_size: int | None = None  # sequences in this row's forwards, when the runner decides it per sample
 
     def columns(self) -> dict:
         row = {k: v for k, v in self.__dict__.items() if k not in ("forwards", "query_tokens")}
+        if self.batch_size is None:
+            del row["batch_size"]  # the cell's (mode.batch_size) stands
         if self.status == "ok":
             for kind in FORWARD_KINDS:
                 row[f"forwards_{kind}"] = self.forwards.get(kind, 0)
@@ -64,9 +72,21 @@ class SampleResult:
         return row
 
 
+class Meter:
+    """Marks the regions a runner measures, so the harness can attribute GPU energy to exactly the
+    work the records count: ``with self.meter.measure(): <one timed decode>``, warm-up outside.
+    The harness replaces the default, which does nothing, with `harness.telemetry.CellTelemetry`."""
+
+    @contextlib.contextmanager
+    def measure(self):
+        yield
+
+
 class Runner(ABC):
     name: str
     modes: tuple[str, ...]  # decoding modes this runner can execute
+    uses_task_samples: bool = True  # False: the runner makes its own samples (timing shapes); no task prompts
+    meter: Meter = Meter()
 
     @abstractmethod
     def prepare(self, bench) -> CellInfo:

@@ -1,8 +1,11 @@
 """The reference runner: our decoders (reference_decoders) over a transformers model, timed.
 
-Per sample: `warmup` untimed decodes (first sample only), then timed repetitions until both
-`min_repetitions` and `min_duration_s` are met (capped at `max_repetitions`). Each repetition is
-a record; statistics over repetitions are derived later, never stored.
+Per sample: `warmup` untimed decodes (first batch only: they load kernels and caches), then timed
+repetitions until both `min_repetitions` and `min_duration_s` are met (capped at
+`max_repetitions`). Each repetition is a record; statistics over repetitions are derived later,
+never stored. Each timed decode runs inside `self.meter.measure()`, so GPU energy is counted over
+exactly the decodes whose tokens are recorded. How each time was taken is in the row
+(`timing_method`, `forward_timing_method`; reference_decoders.counting).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 import torch
 
 import reference_decoders
+from harness.costs import model_shape
 from harness.models import resolve_source
 from harness.prompts import Unfittable
 from reference_decoders.loading import LoadedModel, load_checkpoint
@@ -94,6 +98,7 @@ class ReferenceRunner(Runner):
             block_length=block_length,
             max_positions=loaded.max_positions,
             timing_only=loaded.random_weights,
+            model_shape=model_shape(loaded.model),
             tokenizer=loaded.tokenizer,
         )
 
@@ -130,7 +135,8 @@ class ReferenceRunner(Runner):
                 while repetition < runner_cfg.min_repetitions or (
                     spent < runner_cfg.min_duration_s and repetition < runner_cfg.max_repetitions
                 ):
-                    results = self.decode(bench, info, batch)
+                    with self.meter.measure():
+                        results = self.decode(bench, info, batch)
                     for sample, result in zip(batch, results):
                         yield self.to_sample_result(sample, result, repetition, bench)
                     spent += max(r.emit_seconds[-1] for r in results)
@@ -170,12 +176,16 @@ class ReferenceRunner(Runner):
             vendor_nfe_rule=result.vendor_nfe_rule,
             forward_kinds=log.kinds,
             forward_query_tokens=log.query_tokens,
+            forward_cache_tokens=log.cache_tokens,
             forward_seconds=log.seconds or None,
+            forward_timing_method=log.timing_method,
             emit_seconds=result.emit_seconds,
             emit_counts=result.emit_counts,
             ttft_s=result.emit_seconds[0] if result.emit_seconds else None,
             e2e_s=result.emit_seconds[-1] if result.emit_seconds else None,
+            timing_method=result.timing_method,
             draft_adapter_active=result.draft_adapter_active,
+            batch_size=result.batch_size,
         )
 
 
