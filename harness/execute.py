@@ -9,6 +9,7 @@ import traceback
 from harness import environment
 from harness.cell import Cell, identity_columns, make_cell, skip_reason
 from harness.config import BenchConfig
+from harness.crosscheck import flag_engine_rows
 from harness.hardware import check_hardware
 from harness.prompts import build_samples
 from harness.records import SCHEMA_VERSION
@@ -60,6 +61,7 @@ def run_cell(bench: BenchConfig) -> dict:
         log.error("cell %s failed: %s", cell.label, detail)
         path = store.write_cell(cell.key, cell.label, [{**base, "status": "failed", "error": detail}])
         return {"status": "failed", "key": cell.key, "label": cell.label, "reason": detail, "file": str(path)}
+    rows = flag_engine_rows(rows, store.read)  # engine cells only: vs the sweep's reference cell
     path = store.write_cell(cell.key, cell.label, rows, metadata={"cell_config": repr(bench)})
     errors = sum(r.get("status") != "ok" for r in rows)
     return {"status": "ok", "key": cell.key, "label": cell.label, "rows": len(rows), "errors": errors, "file": str(path)}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from runners.base import CellInfo, Runner, SampleResult
 from runners.reference import ReferenceRunner
+from runners.sglang import SglangRunner
+from runners.vllm import VllmRunner
 
-RUNNERS: dict[str, type[Runner]] = {"reference": ReferenceRunner}
+RUNNERS: dict[str, type[Runner]] = {"reference": ReferenceRunner, "vllm": VllmRunner, "sglang": SglangRunner}
 
 __all__ = ["RUNNERS", "CellInfo", "Runner", "SampleResult", "get_runner"]
 
