@@ -36,6 +36,10 @@ def _choice(value: Any, key: str, choices: tuple) -> None:
     _require(value in choices, key, f"{value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
 
 
+def _mapping(value: Any, key: str) -> None:
+    _require(value is None or isinstance(value, dict), key, f"must be a mapping ({{key: value, ...}}) or null, got {value!r}")
+
+
 @dataclass
 class ModelConfig:
     name: str = MISSING  # label used in records and reports
@@ -125,7 +129,9 @@ class EngineRunnerConfig:
     base_url: Optional[str] = None  # connect to this running server instead of launching one
     python: Optional[str] = None  # the engine venv's interpreter; null = <repo>/.venv-<name>/bin/python if present, else python3
     server_args: list[str] = field(default_factory=list)  # extra launch arguments, passed verbatim
-    env: dict[str, str] = field(default_factory=dict)  # extra environment variables for the server
+    # Mappings are typed Any (null = empty) so that `runner.env={A: 1}` works on the command line
+    # (OmegaConf cannot add keys to a typed, empty dict in struct mode).
+    env: Any = None  # extra environment variables for the server
     protocol: str = "openai"
     concurrency: int = 1  # requests in flight (closed loop: a new one starts when one finishes)
     num_requests: Optional[int] = None  # requests per cell, cycling over the samples; null = one per sample
@@ -149,6 +155,7 @@ class EngineRunnerConfig:
         for key in ("startup_timeout_s", "request_timeout_s"):
             _require(getattr(self, key) > 0, f"runner.{key}", f"must be > 0, got {getattr(self, key)}")
         _require(self.log_tail_lines >= 0, "runner.log_tail_lines", f"must be >= 0, got {self.log_tail_lines}")
+        _mapping(self.env, "runner.env")
 
 
 @dataclass
@@ -158,14 +165,16 @@ class VllmRunnerConfig(EngineRunnerConfig):
     --diffusion-config built from the mode (block length, threshold or steps)."""
 
     name: str = "vllm"
-    speculative_config: Optional[dict[str, Any]] = None  # --speculative-config, e.g. {method: eagle3, model: ..., num_speculative_tokens: 3}
-    diffusion_config: dict[str, Any] = field(default_factory=dict)  # keys added to the mode's --diffusion-config
+    speculative_config: Any = None  # --speculative-config mapping, e.g. {method: eagle3, model: ..., num_speculative_tokens: 3}
+    diffusion_config: Any = None  # mapping of keys added to the mode's --diffusion-config
     per_request_spec_metrics: bool = True  # --per-request-spec-decode-metrics detailed when speculating (vLLM >= 0.32)
 
     def __post_init__(self):
         super().__post_init__()
         _choice(self.protocol, "runner.protocol", ("openai",))
-        if self.speculative_config is not None:
+        _mapping(self.speculative_config, "runner.speculative_config")
+        _mapping(self.diffusion_config, "runner.diffusion_config")
+        if self.speculative_config:
             _require("method" in self.speculative_config, "runner.speculative_config",
                      "needs a `method` (e.g. eagle3, ngram, mtp)")
 
@@ -180,14 +189,16 @@ class SglangRunnerConfig(EngineRunnerConfig):
 
     name: str = "sglang"
     protocol: str = "generate"  # /generate returns meta_info (spec_verify_ct, accept length)
-    speculative: Optional[dict[str, Any]] = None  # --speculative-<key> <value>, e.g. {algorithm: EAGLE3, draft_model_path: ...}
+    speculative: Any = None  # mapping -> --speculative-<key> <value>, e.g. {algorithm: EAGLE3, draft_model_path: ...}
     diffusion_algorithm: str = "FastDiffuser"  # --dllm-algorithm for mode diffusion
-    dllm_algorithm_config: dict[str, Any] = field(default_factory=dict)  # keys added to the mode's YAML
+    dllm_algorithm_config: Any = None  # mapping of keys added to the mode's YAML
 
     def __post_init__(self):
         super().__post_init__()
         _choice(self.diffusion_algorithm, "runner.diffusion_algorithm", SGLANG_DLLM_ALGORITHMS[:2])
-        if self.speculative is not None:
+        _mapping(self.speculative, "runner.speculative")
+        _mapping(self.dllm_algorithm_config, "runner.dllm_algorithm_config")
+        if self.speculative:
             _require("algorithm" in self.speculative, "runner.speculative", "needs an `algorithm` (e.g. EAGLE3)")
 
 

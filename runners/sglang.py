@@ -50,12 +50,12 @@ def dllm_config(bench, facts: ModelFacts) -> dict:
     if mode.name == "linear_spec" and mode.use_draft_lora:
         config["lora_path"] = draft_lora_path(bench, facts)
         config["lora_mode"] = "draft_only"  # LoRA on draft passes only, as the vendor's linear_spec_generate
-    config.update(cfg.dllm_algorithm_config)
+    config.update(cfg.dllm_algorithm_config or {})
     return config
 
 
 def draft_lora_path(bench, facts: ModelFacts) -> str:
-    if "lora_path" in bench.runner.dllm_algorithm_config:
+    if "lora_path" in (bench.runner.dllm_algorithm_config or {}):
         return bench.runner.dllm_algorithm_config["lora_path"]
     lora = bench.model.draft_lora
     candidates = [Path(lora), Path(facts.source) / lora] if lora else []
@@ -77,7 +77,7 @@ def write_algorithm_config(text: str) -> Path:
 
 def mode_arguments(bench, facts: ModelFacts) -> tuple[list[str], str | None]:
     mode, cfg = bench.mode, bench.runner
-    if cfg.speculative is not None and mode.name != "ar":
+    if cfg.speculative and mode.name != "ar":
         raise ConfigError(f"runner.speculative: engine speculation is an ar baseline; mode {mode.name} "
                           "runs the model's own decoding; drop it or use mode=ar")
     if mode.name == "ar":
@@ -111,7 +111,7 @@ class SglangRunner(EngineRunner):
             command += ["--trust-remote-code"]
         mode_args, algorithm_config = mode_arguments(bench, facts)
         command += mode_args
-        if cfg.speculative is not None:
+        if cfg.speculative:
             for key, value in cfg.speculative.items():
                 command += [f"--speculative-{key.replace('_', '-')}", str(value)]
             algorithm_config = json.dumps(dict(cfg.speculative), sort_keys=True)

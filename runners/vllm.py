@@ -52,7 +52,7 @@ COUNTER_RULE = (
 def mode_arguments(bench, facts: ModelFacts) -> tuple[list[str], str | None]:
     """Flags that make vLLM decode in the cell's mode, and the config text they carry."""
     mode, cfg = bench.mode, bench.runner
-    if cfg.speculative_config is not None and mode.name != "ar":
+    if cfg.speculative_config and mode.name != "ar":
         raise ConfigError(f"runner.speculative_config: engine speculation is an ar baseline; mode {mode.name} "
                           "runs the model's own decoding; drop the speculative config or use mode=ar")
     if mode.name == "ar":
@@ -68,7 +68,7 @@ def mode_arguments(bench, facts: ModelFacts) -> tuple[list[str], str | None]:
             config.update(selection_policy="low_confidence", max_denoising_steps=mode.steps or facts.block_length)
         if mode.temperature:
             config["temperature"] = mode.temperature
-        config.update(cfg.diffusion_config)
+        config.update(cfg.diffusion_config or {})
         text = json.dumps(config, sort_keys=True)
         return ["--diffusion-config", text], text
     raise ConfigError(f"mode.name: vLLM runs modes {', '.join(VllmRunner.modes)}, not {mode.name}")
@@ -92,7 +92,7 @@ class VllmRunner(EngineRunner):
             command += ["--trust-remote-code"]
         mode_args, algorithm_config = mode_arguments(bench, facts)
         command += mode_args
-        if cfg.speculative_config is not None:
+        if cfg.speculative_config:
             speculative = json.dumps(dict(cfg.speculative_config), sort_keys=True)
             command += ["--speculative-config", speculative]
             algorithm_config = speculative

@@ -135,7 +135,7 @@ class EngineRunner(Runner):
             python = engine_python(cfg)
             launch = self.launch(bench, facts, python)
             algorithm_config = launch.algorithm_config
-            self.server = SERVERS.get(launch.command, dict(cfg.env), cfg.startup_timeout_s, cfg.log_tail_lines)
+            self.server = SERVERS.get(launch.command, {str(k): str(v) for k, v in (cfg.env or {}).items()}, cfg.startup_timeout_s, cfg.log_tail_lines)
             self.base_url = self.server.base_url
             command_text = self.server.command_line()
         served = served_models(self.base_url)
