@@ -21,7 +21,7 @@ import pandas as pd
 
 from reference_decoders.counting import FORWARD_KINDS
 
-CELL_COLUMNS = ["sweep", "model", "mode", "block_length", "threshold", "runner", "hardware", "context", "task"]
+CELL_COLUMNS = ["sweep", "model", "mode", "block_length", "threshold", "runner", "concurrency", "hardware", "context", "task"]
 
 DEFINITIONS = {
     "n": "samples scored (status ok), repetitions collapsed",

@@ -315,3 +315,22 @@ def test_flags_are_written_into_a_new_engine_cell_rows():
         "mismatch: TPF engine 4.000 vs reference 2.000 (+100%, tolerance 10%)"}
     reference_only = reference_rows("diffusion")
     assert flag_engine_rows(reference_only, lambda: pytest.fail("not read for reference cells")) == reference_only
+
+
+def test_a_server_that_dies_during_the_cell_is_a_failed_cell_with_its_log_tail(tmp_path, random_checkpoint):
+    # A real engine cannot be made to crash on demand mid-cell; tests/fake_engine.py answers the
+    # warm-up, then crashes on the first request of the cell.
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {Path(__file__).parent / "fake_engine.py"} "$@"\n')
+    wrapper.chmod(0o755)
+    result = run_cli("runner=vllm", f"runner.python={wrapper}", "runner.server_args=[--die-at,2]",
+                     f"model.source={random_checkpoint}", "task.num_samples=2", "sweep=single", "sweep.name=crash",
+                     f"results_dir={tmp_path}", timeout=300)
+    assert result.returncode == 0, result.stderr
+    records = pd.read_parquet(tmp_path / "crash")
+    assert len(records) == 1 and records["status"].iloc[0] == "failed"
+    error = records["error"].iloc[0]
+    assert "engine server died during the cell (exit code 1)" in error
+    assert "fake engine: fatal error in the decode kernel at request 2" in error
+    for log in re.findall(r"server log \((\S+)\)", error):
+        Path(log).unlink()

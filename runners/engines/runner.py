@@ -135,7 +135,8 @@ class EngineRunner(Runner):
             python = engine_python(cfg)
             launch = self.launch(bench, facts, python)
             algorithm_config = launch.algorithm_config
-            self.server = SERVERS.get(launch.command, {str(k): str(v) for k, v in (cfg.env or {}).items()}, cfg.startup_timeout_s, cfg.log_tail_lines)
+            env = {str(k): str(v) for k, v in (cfg.env or {}).items()}
+            self.server = SERVERS.get(launch.command, env, cfg.startup_timeout_s, cfg.log_tail_lines)
             self.base_url = self.server.base_url
             command_text = self.server.command_line()
         served = served_models(self.base_url)
@@ -182,9 +183,8 @@ class EngineRunner(Runner):
                                     f"{self.log_tail()}")
         counters = self.counter_columns(before, after) if before is not None and after is not None else {}
         cell = {**self.cell_columns, **counters, "cell_duration_s": duration, "engine_counter_rule": self.counter_rule}
-        by_id = {s.id: s for s in fitted}
         for result in results:
-            yield self.to_sample_result(result, by_id[result.spec.sample_id], bench, cell)
+            yield self.to_sample_result(result, cell)
 
     # -- helpers ------------------------------------------------------------------------------
     def plan_requests(self, bench, fitted: list) -> list[RequestSpec]:
@@ -205,7 +205,7 @@ class EngineRunner(Runner):
     def log_tail(self) -> str:
         return f"\n{self.server.log_tail()}" if self.server is not None else ""
 
-    def to_sample_result(self, result: StreamResult, sample, bench, cell: dict) -> SampleResult:
+    def to_sample_result(self, result: StreamResult, cell: dict) -> SampleResult:
         spec = result.spec
         extra = {**cell, "request_start_s": result.start_s}
         common = dict(sample_id=spec.sample_id, repetition=spec.repetition, prompt_tokens=len(spec.prompt_ids),
