@@ -200,7 +200,9 @@ def test_sglang_linear_spec_and_fastdiffuser_commands(tmp_path):
     assert command[:3] == ["/opt/sglang/bin/python", "-m", "sglang.launch_server"]
     assert command[command.index("--host") + 1] == "127.0.0.1"
     assert command[command.index("--dllm-algorithm") + 1] == "LinearSpec"
-    yaml_text = Path(command[command.index("--dllm-algorithm-config") + 1]).read_text()
+    yaml_path = Path(command[command.index("--dllm-algorithm-config") + 1])
+    yaml_text = yaml_path.read_text()
+    yaml_path.unlink()  # the launch writes the engine's YAML; nothing is started here
     assert yaml_text == f'block_size: 32\ncausal_context: true\nlora_path: "{lora}"\nlora_mode: "draft_only"\n'
     assert launch.algorithm_config.endswith(yaml_text)
     assert command[-5:] == ["--trust-remote-code", "--max-running-requests", "128", "--context-length", "32768"]
@@ -208,7 +210,9 @@ def test_sglang_linear_spec_and_fastdiffuser_commands(tmp_path):
     diffusion = SglangRunner().launch(nemotron("mode=diffusion", "runner=sglang-nemotron", "mode.block_length=16"),
                                       ModelFacts("x", "nemotron_labs_diffusion", 16), "python").command
     assert diffusion[diffusion.index("--dllm-algorithm") + 1] == "FastDiffuser"
-    text = Path(diffusion[diffusion.index("--dllm-algorithm-config") + 1]).read_text()
+    yaml_path = Path(diffusion[diffusion.index("--dllm-algorithm-config") + 1])
+    text = yaml_path.read_text()
+    yaml_path.unlink()
     assert text == "block_size: 16\ncausal_context: true\nthreshold: 0.9\nmax_steps: 16\ntemperature: 0.0\n"
 
 
