@@ -36,6 +36,10 @@ def _choice(value: Any, key: str, choices: tuple) -> None:
     _require(value in choices, key, f"{value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
 
 
+def _mapping(value: Any, key: str) -> None:
+    _require(value is None or isinstance(value, dict), key, f"must be a mapping ({{key: value, ...}}) or null, got {value!r}")
+
+
 @dataclass
 class ModelConfig:
     name: str = MISSING  # label used in records and reports
@@ -149,6 +153,95 @@ class TimingRunnerConfig:
                  f"list one or more batch sizes >= 1, got {list(self.batch_sizes)}")
 
 
+ENGINE_PROTOCOLS = ("openai", "generate")  # /v1/completions | SGLang's native /generate
+
+
+@dataclass
+class EngineRunnerConfig:
+    """A served engine (vLLM, SGLang): launched here on 127.0.0.1, or reached at `base_url`.
+
+    The engine runs in its own Python environment (vLLM and SGLang pin different torch builds), so
+    the harness launches ``<python> -m <engine's server module>`` and talks HTTP to it. One cell =
+    one concurrency level: `num_requests` requests with at most `concurrency` in flight.
+    """
+
+    name: str = MISSING
+    base_url: Optional[str] = None  # connect to this running server instead of launching one
+    python: Optional[str] = None  # the engine venv's interpreter; null = <repo>/.venv-<name>/bin/python if present, else python3
+    server_args: list[str] = field(default_factory=list)  # extra launch arguments, passed verbatim
+    # Mappings are typed Any (null = empty) so that `runner.env={A: 1}` works on the command line
+    # (OmegaConf cannot add keys to a typed, empty dict in struct mode).
+    env: Any = None  # extra environment variables for the server
+    protocol: str = "openai"
+    concurrency: int = 1  # requests in flight (closed loop: a new one starts when one finishes)
+    num_requests: Optional[int] = None  # requests per cell, cycling over the samples; null = one per sample
+    warmup_requests: int = 1  # sent before the cell (and before the counters are read); not recorded
+    ignore_eos: bool = False  # generate exactly max_new_tokens (throughput cells)
+    startup_timeout_s: float = 1800.0  # model download + load + compile
+    request_timeout_s: float = 1800.0
+    log_tail_lines: int = 60  # server log lines quoted in a failed cell's error
+
+    def __post_init__(self):
+        _choice(self.name, "runner.name", RUNNERS)
+        _choice(self.protocol, "runner.protocol", ENGINE_PROTOCOLS)
+        if self.base_url is not None:
+            _require(bool(re.fullmatch(r"https?://[^/\s]+/?", self.base_url)), "runner.base_url",
+                     f"{self.base_url!r} must look like http://host:port")
+        _require(all(isinstance(a, str) for a in self.server_args), "runner.server_args", "must be a list of strings")
+        _require(self.concurrency >= 1, "runner.concurrency", f"must be >= 1, got {self.concurrency}")
+        _require(self.num_requests is None or self.num_requests >= 1, "runner.num_requests",
+                 f"must be >= 1 or null (one per sample), got {self.num_requests}")
+        _require(self.warmup_requests >= 0, "runner.warmup_requests", f"must be >= 0, got {self.warmup_requests}")
+        for key in ("startup_timeout_s", "request_timeout_s"):
+            _require(getattr(self, key) > 0, f"runner.{key}", f"must be > 0, got {getattr(self, key)}")
+        _require(self.log_tail_lines >= 0, "runner.log_tail_lines", f"must be >= 0, got {self.log_tail_lines}")
+        _mapping(self.env, "runner.env")
+
+
+@dataclass
+class VllmRunnerConfig(EngineRunnerConfig):
+    """vLLM's OpenAI-compatible server. The mode picks the flags: `ar` on Nemotron-Labs-Diffusion
+    overrides the architecture to NemotronLabsDiffusionForCausalLM, `diffusion` passes
+    --diffusion-config built from the mode (block length, threshold or steps)."""
+
+    name: str = "vllm"
+    speculative_config: Any = None  # --speculative-config mapping, e.g. {method: eagle3, model: ..., num_speculative_tokens: 3}
+    diffusion_config: Any = None  # mapping of keys added to the mode's --diffusion-config
+    per_request_spec_metrics: bool = True  # --per-request-spec-decode-metrics detailed when speculating (vLLM >= 0.32)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _choice(self.protocol, "runner.protocol", ("openai",))
+        _mapping(self.speculative_config, "runner.speculative_config")
+        _mapping(self.diffusion_config, "runner.diffusion_config")
+        if self.speculative_config:
+            _require("method" in self.speculative_config, "runner.speculative_config",
+                     "needs a `method` (e.g. eagle3, ngram, mtp)")
+
+
+SGLANG_DLLM_ALGORITHMS = ("LowConfidence", "FastDiffuser", "LinearSpec")
+
+
+@dataclass
+class SglangRunnerConfig(EngineRunnerConfig):
+    """SGLang's server. `diffusion` runs --dllm-algorithm FastDiffuser and `linear_spec` LinearSpec,
+    each with a --dllm-algorithm-config YAML built from the mode (causal_context: true)."""
+
+    name: str = "sglang"
+    protocol: str = "generate"  # /generate returns meta_info (spec_verify_ct, accept length)
+    speculative: Any = None  # mapping -> --speculative-<key> <value>, e.g. {algorithm: EAGLE3, draft_model_path: ...}
+    diffusion_algorithm: str = "FastDiffuser"  # --dllm-algorithm for mode diffusion
+    dllm_algorithm_config: Any = None  # mapping of keys added to the mode's YAML
+
+    def __post_init__(self):
+        super().__post_init__()
+        _choice(self.diffusion_algorithm, "runner.diffusion_algorithm", SGLANG_DLLM_ALGORITHMS[:2])
+        _mapping(self.speculative, "runner.speculative")
+        _mapping(self.dllm_algorithm_config, "runner.dllm_algorithm_config")
+        if self.speculative:
+            _require("algorithm" in self.speculative, "runner.speculative", "needs an `algorithm` (e.g. EAGLE3)")
+
+
 @dataclass
 class HardwareConfig:
     """A hardware profile: what the machine is (checked against the detected device at start) and
@@ -254,7 +347,13 @@ class BenchConfig:
                      "runner=vendor executes the checkpoint's own Python code; opt in with model.trust_remote_code=true")
 
 
-RUNNER_SCHEMAS: dict[str, type] = {"reference": ReferenceRunnerConfig, "vendor": VendorRunnerConfig, "timing": TimingRunnerConfig}
+RUNNER_SCHEMAS: dict[str, type] = {
+    "reference": ReferenceRunnerConfig,
+    "vendor": VendorRunnerConfig,
+    "timing": TimingRunnerConfig,
+    "vllm": VllmRunnerConfig,
+    "sglang": SglangRunnerConfig,
+}
 
 
 def register_configs() -> None:

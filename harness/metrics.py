@@ -21,8 +21,10 @@ import pandas as pd
 
 from reference_decoders.counting import FORWARD_KINDS
 
-# draft_lora separates linear_spec from linear_spec with its draft LoRA (both record mode linear_spec).
-CELL_COLUMNS = ["sweep", "model", "mode", "block_length", "threshold", "draft_lora", "runner", "hardware", "context", "task"]
+# draft_lora separates linear_spec from linear_spec with its draft LoRA (both record mode linear_spec);
+# concurrency separates an engine's load levels.
+CELL_COLUMNS = ["sweep", "model", "mode", "block_length", "threshold", "draft_lora", "runner", "concurrency",
+                "hardware", "context", "task"]
 
 DEFINITIONS = {
     "n": "samples scored (status ok), repetitions collapsed",

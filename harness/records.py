@@ -86,6 +86,35 @@ _SAMPLE = [
     Column("score_detail", pa.string(), "why the scorer failed the sample, when not obvious"),
 ]
 
+# Served engines (runners/vllm.py, runners/sglang.py). Per-request timing follows vLLM's
+# `vllm bench serve`; `engine_*` counters are cell totals (read before and after the cell and
+# differenced), repeated in every row of the cell. Reference rows leave these null.
+_ENGINE = [
+    Column("concurrency", pa.int64(), "requests in flight for the cell (engines; reference rows: null)"),
+    Column("request_start_s", pa.float64(), "request start, seconds from the cell's benchmark start"),
+    Column("cell_duration_s", pa.float64(), "the cell's benchmark duration: first request sent to last response done"),
+    Column("itl_s", pa.list_(pa.float64()), "gaps between consecutive token-bearing stream chunks (one per chunk, not per token)"),
+    Column("chunk_tokens", pa.list_(pa.int64()), "output tokens carried by each token-bearing chunk (first chunk included)"),
+    Column("engine_version", pa.string(), "engine package version as the server reports it"),
+    Column("engine_command", pa.string(), "full server launch command (or external:<base_url>)"),
+    Column("engine_algorithm_config", pa.string(), "mode config handed to the engine (--diffusion-config JSON, --dllm-algorithm-config YAML)"),
+    Column("engine_server_info", pa.string(), "the server's self-description (JSON: served model, max length; SGLang's server info)"),
+    Column("engine_prompt_tokens", pa.int64(), "prompt tokens as the engine counted them (usage / meta_info)"),
+    Column("engine_steps", pa.int64(), "engine scheduler steps in the cell (vllm:iteration_tokens_total count delta; one batched forward each)"),
+    Column("engine_generation_tokens", pa.int64(), "output tokens the engine counted in the cell (vllm:generation_tokens_total delta)"),
+    Column("engine_spec_num_drafts", pa.int64(), "speculative verify steps in the cell (vllm:spec_decode_num_drafts_total delta)"),
+    Column("engine_spec_num_draft_tokens", pa.int64(), "draft tokens proposed in the cell (vllm:spec_decode_num_draft_tokens_total delta)"),
+    Column("engine_spec_num_accepted_tokens", pa.int64(), "draft tokens accepted in the cell (vllm:spec_decode_num_accepted_tokens_total delta)"),
+    Column("engine_spec_accepted_per_pos", pa.list_(pa.int64()), "accepted draft tokens per draft position in the cell (..._per_pos_total deltas)"),
+    Column("engine_diffusion_denoising_steps", pa.int64(), "denoising steps in the cell (vllm:diffusion_num_denoising_steps_total delta)"),
+    Column("engine_diffusion_canvas_positions", pa.int64(), "canvas positions evaluated in the cell (vllm:diffusion_num_canvas_positions_total delta)"),
+    Column("engine_diffusion_committed_tokens", pa.int64(), "tokens committed in the cell (vllm:diffusion_num_committed_tokens_total delta)"),
+    Column("engine_spec_verify_ct", pa.int64(), "verify steps of this request (SGLang meta_info spec_verify_ct; vLLM per-request num_spec_steps)"),
+    Column("engine_accept_length", pa.float64(), "this request's mean tokens per verify step, bonus included, as the engine reports it"),
+    Column("engine_counter_rule", pa.string(), "how the engine_* counters were read and what they count"),
+    Column("crosscheck_flag", pa.string(), "engine vs reference TPF / acceptance length: ok | mismatch: ... | no_reference | not_comparable: ..."),
+]
+
 _ENVIRONMENT = [
     Column("env_git_sha", pa.string(), "commit of the harness"),
     Column("env_git_dirty", pa.bool_(), "uncommitted changes in the harness checkout"),
@@ -176,7 +205,9 @@ _TELEMETRY = [
     Column("gpu_telemetry_samples", pa.int64(), "NVML samples taken (raw series in the file's gpu_telemetry metadata)"),
 ]
 
-COLUMNS: list[Column] = _IDENTITY + _SAMPLE + _ENVIRONMENT + _ACCURACY + _TIMING + _HARDWARE + _MODEL_SHAPE + _TELEMETRY
+COLUMNS: list[Column] = (
+    _IDENTITY + _SAMPLE + _ENGINE + _ENVIRONMENT + _ACCURACY + _TIMING + _HARDWARE + _MODEL_SHAPE + _TELEMETRY
+)
 COLUMN_NAMES = [c.name for c in COLUMNS]
 SCHEMA = pa.schema(
     [pa.field(c.name, c.type, nullable=True, metadata={"doc": c.doc}) for c in COLUMNS],

@@ -9,7 +9,7 @@ import pandas as pd
 from harness.metrics import DEFINITIONS, summarize
 from harness.store import read_results
 
-SHOWN = ["model", "mode", "block_length", "task", "context", "status", "n", "acc", "tokens", "TPF", "TPF-np",
+SHOWN = ["model", "mode", "block_length", "runner", "concurrency", "task", "context", "status", "n", "acc", "tokens", "TPF", "TPF-np",
          "vTPF", "acc_len", "q/fwd", "E2E ms", "tok/s"]
 
 

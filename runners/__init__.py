@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from runners.base import CellInfo, Runner, SampleResult
 from runners.reference import ReferenceRunner
+from runners.sglang import SglangRunner
 from runners.timing import TimingRunner
 from runners.vendor import VendorRunner
+from runners.vllm import VllmRunner
 
-RUNNERS: dict[str, type[Runner]] = {"reference": ReferenceRunner, "vendor": VendorRunner, "timing": TimingRunner}
+RUNNERS: dict[str, type[Runner]] = {
+    "reference": ReferenceRunner,
+    "vendor": VendorRunner,
+    "timing": TimingRunner,
+    "vllm": VllmRunner,
+    "sglang": SglangRunner,
+}
 
 __all__ = ["RUNNERS", "CellInfo", "Runner", "SampleResult", "get_runner"]
 

@@ -43,8 +43,8 @@ class SampleResult:
     finish_reason: str | None = None
     output_token_ids: list[int] | None = None
     output_text: str | None = None
-    forwards: dict[str, int] = field(default_factory=dict)
-    query_tokens: dict[str, int] = field(default_factory=dict)
+    forwards: dict[str, int] | None = field(default_factory=dict)  # None: not observable (served engines)
+    query_tokens: dict[str, int] | None = field(default_factory=dict)
     accept_lengths: list[int] | None = None
     vendor_nfe: int | None = None
     vendor_nfe_rule: str | None = None
@@ -60,16 +60,17 @@ class SampleResult:
     timing_method: str | None = None  # how ttft_s / e2e_s / emit_seconds were taken
     draft_adapter_active: bool | None = None
     batch_size: int | None = None  # sequences in this row's forwards, when the runner decides it per sample
+    extra: dict[str, Any] = field(default_factory=dict)  # runner-specific record columns (harness.records.COLUMNS)
 
     def columns(self) -> dict:
-        row = {k: v for k, v in self.__dict__.items() if k not in ("forwards", "query_tokens")}
+        row = {k: v for k, v in self.__dict__.items() if k not in ("forwards", "query_tokens", "extra")}
         if self.batch_size is None:
             del row["batch_size"]  # the cell's (mode.batch_size) stands
-        if self.status == "ok":
+        if self.status == "ok" and self.forwards is not None:
             for kind in FORWARD_KINDS:
                 row[f"forwards_{kind}"] = self.forwards.get(kind, 0)
-                row[f"query_tokens_{kind}"] = self.query_tokens.get(kind, 0)
-        return row
+                row[f"query_tokens_{kind}"] = (self.query_tokens or {}).get(kind, 0)
+        return {**row, **self.extra}
 
 
 class Meter:

@@ -1,0 +1,1 @@
+"""Served engines: server process, streaming client, Prometheus counters, the shared runner."""

