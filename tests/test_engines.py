@@ -256,7 +256,8 @@ def test_a_failing_engine_is_a_failed_cell_and_the_sweep_goes_on(tmp_path, rando
     fake.chmod(0o755)
     result = run_cli("-m", "runner=vllm", f"runner.python={fake}", f"model.source={random_checkpoint}",
                      "task.num_samples=1", "task=copy,sort", "sweep=single", "sweep.name=dead", f"results_dir={tmp_path}", timeout=300)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # failed cells are data, and the exit status says so
+    assert "2 cell(s) failed in this run" in result.stderr
     records = pd.read_parquet(tmp_path / "dead")
     assert len(records) == 2 and (records["status"] == "failed").all()  # both cells recorded
     for error in records["error"]:
@@ -330,7 +331,7 @@ def test_a_server_that_dies_during_the_cell_is_a_failed_cell_with_its_log_tail(t
     result = run_cli("runner=vllm", f"runner.python={wrapper}", "runner.server_args=[--die-at,2]",
                      f"model.source={random_checkpoint}", "task.num_samples=2", "sweep=single", "sweep.name=crash",
                      f"results_dir={tmp_path}", timeout=300)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # the failed cell is recorded, and the exit status says so
     records = pd.read_parquet(tmp_path / "crash")
     assert len(records) == 1 and records["status"].iloc[0] == "failed"
     error = records["error"].iloc[0]
