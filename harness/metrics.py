@@ -101,19 +101,3 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> float:
 
 def _mean_or_nan(values) -> float:
     return float(np.mean(values)) if values is not None and len(values) else np.nan
-
-
-# Energy and cost (DESIGN.md section 5): pure functions of raw figures; the report applies them per
-# cell, to sums over samples. Until the timing helper's own functions land these are the project's.
-
-
-def joules_per_token(energy_j: float, new_tokens: float) -> float:
-    """NVML energy (J, counter delta over the measured region) / output tokens."""
-    return float(energy_j) / float(new_tokens) if new_tokens else float("nan")
-
-
-def usd_per_million_tokens(price_per_gpu_hour: float, gpus: float, output_tokens_per_s: float) -> float:
-    """$ per 1M output tokens = price per GPU-hour x GPUs / (output tokens/s x 3600) x 1e6."""
-    if not output_tokens_per_s or output_tokens_per_s <= 0:
-        return float("nan")
-    return float(price_per_gpu_hour) * float(gpus) / (float(output_tokens_per_s) * 3600.0) * 1e6

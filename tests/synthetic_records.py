@@ -1,7 +1,7 @@
 """Record tables with known values, written as a sweep writes them, for the report's tests.
 
 Rows go through `harness.records.to_table` (the real schema); columns that other parts of the
-harness are adding (concurrency, cell_duration_s, energy_j, hw_price_per_gpu_hour, ...) and that
+harness are adding (concurrency, cell_duration_s, gpu_energy_j, hw_price_per_gpu_hour, ...) and that
 the schema does not have yet are appended as extra Arrow columns, the way a newer file carries
 them, so the same helper keeps working once they land in harness.records.
 """

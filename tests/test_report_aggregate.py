@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from harness.metrics import joules_per_token, usd_per_million_tokens
+from harness.costs import joules_per_token, usd_per_million_tokens
 from harness.report.aggregate import Bootstrap, aggregate, bootstrap, mean
 from harness.store import read_results
 from tests.synthetic_records import base_row, sample_row, write_cell
@@ -158,7 +159,8 @@ def engine_rows(mode, concurrency, tokens_per_s_system, block_length=None, forwa
         kind = "decode" if mode == "ar" else "verify"
         forwards = {"prefill": 1, kind: forwards_per_request} if forwards_per_request else {}
         rows.append(sample_row(cell, i, new_tokens=200, forwards=forwards, vendor_nfe=None, e2e_s=(1.0 + 0.05 * i) * e2e_scale,
-                               ttft_s=0.1, correct=None, cell_duration_s=duration, energy_j=100.0,
+                               ttft_s=0.1, correct=None, cell_duration_s=duration,
+                               gpu_energy_j=100.0 * n, gpu_energy_region="timed",
                                itl_s=[0.01 * (1 + (i + k) % 4) for k in range(10)]))
         if not forwards:
             for kind in ("prefill", "decode", "denoise", "commit", "draft", "verify", "quadratic", "unlabelled"):
@@ -181,7 +183,7 @@ def test_engine_cells_use_the_measured_duration_itls_and_concurrency(tmp_path):
     assert c64["ms_per_forward"] == pytest.approx(np.median([(0.9 + 0.05 * i) / 40 for i in range(16)]) * 1e3)
     assert c64["tpf"] == pytest.approx(200 / 41)
     assert np.isnan(cells.loc[("ar", 64.0)]["tpf"])  # no forward counts recorded: no TPF, not a crash
-    # Energy and cost from the rows' own figures.
+    # Energy and cost from the rows' own figures: the cell's NVML energy over its tokens.
     assert c64["joules_per_token"] == pytest.approx(0.5)
     assert c64["usd_per_mtok"] == pytest.approx(usd_per_million_tokens(6.0, 1, 8000.0))
     assert c64["usd_per_mtok_lo"] < c64["usd_per_mtok"] < c64["usd_per_mtok_hi"]
@@ -192,8 +194,11 @@ def test_engine_cells_use_the_measured_duration_itls_and_concurrency(tmp_path):
 
 
 def test_older_files_without_the_newer_columns_still_aggregate(folder):
+    newer = ["concurrency", "cell_duration_s", "itl_s", "gpu_energy_j", "gpu_energy_region", "hw_price_per_gpu_hour", "hw_gpus"]
+    for path in folder.glob("*.parquet"):  # rewrite the cells as a file from before those columns existed
+        pq.write_table(pq.read_table(path).drop_columns(newer), path)
     records = read_results(folder)
-    assert "concurrency" not in records and "energy_j" not in records
+    assert "concurrency" not in records and "gpu_energy_j" not in records
     cells = aggregate(records, BOOT).cells
     assert (cells["concurrency"] == 1).all()
     assert cells["joules_per_token"].isna().all() and cells["usd_per_mtok"].isna().all()

@@ -204,7 +204,7 @@ def environment_table(prepared: pd.DataFrame) -> pd.DataFrame:
                **{c: key_text(first[c]) for c in columns}}
         started = group["started_at"].min()
         row["started_at"] = f"{started:%Y-%m-%d %H:%M:%S}" if pd.notna(started) else "-"
-        for column in ("gpu_sm_clock_mhz", "gpu_power_avg_w"):
+        for column in ("gpu_sm_clock_mean_mhz", "gpu_power_draw_mean_w"):
             values = pd.to_numeric(group[column], errors="coerce").dropna()
             row[column] = number(float(values.median())) if len(values) else "-"
         throttles = sorted({str(t) for t in group["gpu_throttle_reasons"].dropna() if str(t) not in ("", "[]", "0")})
@@ -218,7 +218,7 @@ def environment_display(environment: pd.DataFrame) -> pd.DataFrame:
         return environment
     env = environment.copy()
     env["env_git_sha"] = env["env_git_sha"].map(lambda s: s[:10] if isinstance(s, str) else s)
-    varying_cell = ["cell_id", "model", "mode", "started_at", "gpu_sm_clock_mhz", "gpu_power_avg_w"]
+    varying_cell = ["cell_id", "model", "mode", "started_at", "gpu_sm_clock_mean_mhz", "gpu_power_draw_mean_w"]
     keys = [c for c in env.columns if c not in varying_cell]
     rows = []
     for _, group in env.groupby(keys, sort=False, dropna=False):
@@ -227,7 +227,7 @@ def environment_display(environment: pd.DataFrame) -> pd.DataFrame:
         row["cells"] = len(group)
         row["models / modes"] = ", ".join(sorted({f"{m} {d}" for m, d in zip(group["model"], group["mode"])}))
         row["started"] = f"{group['started_at'].min()} .. {group['started_at'].max()}"
-        for column in ("gpu_sm_clock_mhz", "gpu_power_avg_w"):
+        for column in ("gpu_sm_clock_mean_mhz", "gpu_power_draw_mean_w"):
             values = [v for v in group[column] if v != "-"]
             row[column] = ", ".join(sorted(set(values))) or "-"
         rows.append(row)
@@ -305,7 +305,7 @@ def cells_section(ag: Aggregates) -> list[Block]:
             **identity(r), "J/tok": ci(r, "joules_per_token"), "$/1M tok": ci(r, "usd_per_mtok"),
         } for _, r in cells.iterrows()])))
     else:
-        blocks.append(Paragraph("No row carries an energy reading (energy_j, from NVML on GPUs) or a price per "
+        blocks.append(Paragraph("No row carries an energy reading (gpu_energy_j, from NVML on GPUs) or a price per "
                                 "GPU-hour (hw_price_per_gpu_hour): energy and cost are not reported."))
     return blocks
 

@@ -9,7 +9,7 @@ Intervals are percentile bootstraps over samples (drawn with replacement, `Boots
 times, from numpy's default_rng(`Bootstrap.seed`), so a report is reproducible). Two cells measured
 on the same samples are resampled jointly (paired); otherwise each side is resampled on its own.
 
-Columns other helpers are adding (concurrency, cell_duration_s, itl_s, energy_j, hw_price_*, ...)
+Columns that older files lack (concurrency, cell_duration_s, itl_s, gpu_energy_j, hw_price_*, ...)
 may be absent (older files) or null: every figure that needs one is NaN then, never an error.
 """
 
@@ -22,7 +22,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from harness.metrics import usd_per_million_tokens, with_derived
+from harness.costs import usd_per_million_tokens
+from harness.metrics import with_derived
 
 # A cell of the report: everything that changes what is measured. draft_lora separates
 # linear_spec with and without its draft LoRA; concurrency separates an engine's load levels.
@@ -34,7 +35,8 @@ MATCH_KEYS = ["sweep", "hardware", "runner", "context", "task", "concurrency"]
 # Columns other parts of the harness add; absent in older files. name -> fill value.
 OPTIONAL_COLUMNS = {
     "concurrency": np.nan, "request_start_s": np.nan, "cell_duration_s": np.nan, "itl_s": None,
-    "chunk_tokens": None, "energy_j": np.nan, "gpu_power_avg_w": np.nan, "gpu_sm_clock_mhz": np.nan,
+    "chunk_tokens": None, "gpu_energy_j": np.nan, "gpu_energy_region": None, "gpu_power_draw_mean_w": np.nan,
+    "gpu_sm_clock_mean_mhz": np.nan,
     "gpu_power_limit_w": np.nan, "gpu_throttle_reasons": None, "timing_method": None,
     "hw_memory_bandwidth_gbs": np.nan, "hw_bf16_tflops": np.nan, "hw_price_per_gpu_hour": np.nan,
     "hw_gpus": np.nan, "model_kv_bytes_per_token": np.nan, "env_vllm": None, "env_sglang": None,
@@ -79,7 +81,7 @@ DEFINITIONS = {
     "TTFT/TPOT/E2E pXX": "percentile over samples of the per-sample median; TPOT = (E2E - TTFT) / (new tokens - 1)",
     "ITL pXX": ("percentile of inter-chunk gaps pooled over requests (engines; a multi-token chunk is one gap); "
                 "interval from resampling whole requests, resolved to 1/2000 of the pooled distribution"),
-    "J/tok": "sum(NVML energy per repetition) / sum(new tokens)",
+    "J/tok": "NVML energy of the timed work / new tokens (each row's share of the cell's energy by its E2E time)",
     "$/1M tok": "price per GPU-hour x GPUs / (tok/s sys x 3600) x 1e6, prices as recorded in the rows",
     "speedup": "median per-request tok/s of the cell / the same for its baseline (ratio of medians)",
     "TPF ratio": "TPF of the cell / TPF of its baseline",
@@ -318,7 +320,26 @@ def prepare(records: pd.DataFrame) -> pd.DataFrame:
     df["correct_pct"] = df["correct"].map(lambda v: np.nan if v is None or pd.isna(v) else 100.0 * bool(v))
     df["mode_label"] = [mode_label(r) for r in df[["mode", "draft_lora", "block_length", "threshold", "steps"]].itertuples(index=False)]
     df["cell_id"] = df.groupby(CELL_KEYS, dropna=False, sort=True).ngroup()
+    df["energy_j"] = attribute_cell_energy(df)
     return df
+
+
+def attribute_cell_energy(df: pd.DataFrame) -> pd.Series:
+    """Per-row share of the cell's NVML energy, so that J/token is a ratio of sums over samples.
+
+    The telemetry measures one energy delta per cell (`gpu_energy_j`), over the runner's timed work
+    only (`gpu_energy_region` = timed). Each ok row gets the share of it that its E2E time is of the
+    cell's total (equal shares without times); energy measured over a whole cell, warm-up
+    included, is not attributed (J/token stays null rather than overstated).
+    """
+    energy = pd.Series(np.nan, index=df.index)
+    measured = df["gpu_energy_j"].notna() & (df["gpu_energy_region"] == "timed") & (df["status"] == "ok")
+    for _, cell in df[measured].groupby("cell_id", sort=False):
+        weights = pd.to_numeric(cell["e2e_s"], errors="coerce")
+        if weights.isna().any() or weights.sum() <= 0:
+            weights = pd.Series(1.0, index=cell.index)
+        energy[cell.index] = float(cell["gpu_energy_j"].iloc[0]) * weights / weights.sum()
+    return energy
 
 
 def _has_items(values) -> bool:

@@ -319,7 +319,7 @@ def plot_acceptance(ag: Aggregates):
 def plot_cost(ag: Aggregates):
     cells = measured(ag.cells, "usd_per_mtok", "joules_per_token")
     if cells.empty:
-        return ("no cell has a price per GPU-hour or an energy reading (hw_price_per_gpu_hour / energy_j "
+        return ("no cell has a price per GPU-hour or an energy reading (hw_price_per_gpu_hour / gpu_energy_j "
                 "are recorded on GPUs with a priced hardware profile)")
     cells = cells.sort_values(["hardware", "model", "mode", "block_length", "concurrency"])
     panels = [(f, t) for f, t in (("usd_per_mtok", "$ per 1M output tokens"), ("joules_per_token", "joules per output token"))
