@@ -40,6 +40,15 @@ def _mapping(value: Any, key: str) -> None:
     _require(value is None or isinstance(value, dict), key, f"must be a mapping ({{key: value, ...}}) or null, got {value!r}")
 
 
+def _check_repetitions(runner) -> None:
+    """The stopping rule of runners that time repetitions: warm-up, then min count AND min duration."""
+    _require(runner.warmup >= 0, "runner.warmup", f"must be >= 0, got {runner.warmup}")
+    _require(runner.min_repetitions >= 1, "runner.min_repetitions", f"must be >= 1, got {runner.min_repetitions}")
+    _require(runner.max_repetitions >= runner.min_repetitions, "runner.max_repetitions",
+             f"must be >= min_repetitions ({runner.min_repetitions}), got {runner.max_repetitions}")
+    _require(runner.min_duration_s >= 0, "runner.min_duration_s", f"must be >= 0, got {runner.min_duration_s}")
+
+
 @dataclass
 class ModelConfig:
     name: str = MISSING  # label used in records and reports
@@ -107,11 +116,7 @@ class ReferenceRunnerConfig:
     def __post_init__(self):
         _choice(self.name, "runner.name", RUNNERS)
         _choice(self.device, "runner.device", DEVICES)
-        _require(self.warmup >= 0, "runner.warmup", f"must be >= 0, got {self.warmup}")
-        _require(self.min_repetitions >= 1, "runner.min_repetitions", f"must be >= 1, got {self.min_repetitions}")
-        _require(self.max_repetitions >= self.min_repetitions, "runner.max_repetitions",
-                 f"must be >= min_repetitions ({self.min_repetitions}), got {self.max_repetitions}")
-        _require(self.min_duration_s >= 0, "runner.min_duration_s", f"must be >= 0, got {self.min_duration_s}")
+        _check_repetitions(self)
         _require(self.sample_timeout_s is None or self.sample_timeout_s > 0, "runner.sample_timeout_s",
                  f"must be > 0 or null, got {self.sample_timeout_s}")
 
@@ -144,11 +149,7 @@ class TimingRunnerConfig:
     def __post_init__(self):
         _require(self.name == "timing", "runner.name", f"the timing runner's schema is named timing, got {self.name!r}")
         _choice(self.device, "runner.device", DEVICES)
-        _require(self.warmup >= 0, "runner.warmup", f"must be >= 0, got {self.warmup}")
-        _require(self.min_repetitions >= 1, "runner.min_repetitions", f"must be >= 1, got {self.min_repetitions}")
-        _require(self.max_repetitions >= self.min_repetitions, "runner.max_repetitions",
-                 f"must be >= min_repetitions ({self.min_repetitions}), got {self.max_repetitions}")
-        _require(self.min_duration_s >= 0, "runner.min_duration_s", f"must be >= 0, got {self.min_duration_s}")
+        _check_repetitions(self)
         _require(len(self.batch_sizes) > 0 and all(b >= 1 for b in self.batch_sizes), "runner.batch_sizes",
                  f"list one or more batch sizes >= 1, got {list(self.batch_sizes)}")
 

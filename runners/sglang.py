@@ -20,8 +20,7 @@ import tempfile
 from pathlib import Path
 
 from harness.config import ConfigError
-from runners.engines.runner import EngineRunner, Launch, ModelFacts, http_json_or_none, package_version
-from runners.engines.server import HOST
+from runners.engines.runner import EngineRunner, Launch, ModelFacts, http_json_or_none, package_version, server_flags
 
 COUNTER_RULE = (
     "SGLang per-request meta_info of the final /generate event: engine_spec_verify_ct = spec_verify_ct "
@@ -101,14 +100,7 @@ class SglangRunner(EngineRunner):
 
     def launch(self, bench, facts: ModelFacts, python: str) -> Launch:
         cfg, model = bench.runner, bench.model
-        command = [python, "-m", "sglang.launch_server", "--model-path", facts.source,
-                   "--host", HOST, "--dtype", model.dtype]
-        if model.revision:
-            command += ["--revision", model.revision]
-        if model.random_weights:
-            command += ["--load-format", "dummy"]
-        if model.trust_remote_code:
-            command += ["--trust-remote-code"]
+        command = [python, "-m", "sglang.launch_server", "--model-path", facts.source, *server_flags(model)]
         mode_args, algorithm_config = mode_arguments(bench, facts)
         command += mode_args
         if cfg.speculative:

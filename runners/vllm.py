@@ -15,8 +15,7 @@ import json
 
 from harness.config import ConfigError
 from runners.engines.prometheus import Snapshot, counter_delta, fetch_metrics, per_label_delta
-from runners.engines.runner import EngineRunner, Launch, ModelFacts, http_json_or_none, package_version
-from runners.engines.server import HOST
+from runners.engines.runner import EngineRunner, Launch, ModelFacts, http_json_or_none, package_version, server_flags
 
 NEMOTRON_AR_ARCHITECTURE = "NemotronLabsDiffusionForCausalLM"
 
@@ -82,14 +81,7 @@ class VllmRunner(EngineRunner):
 
     def launch(self, bench, facts: ModelFacts, python: str) -> Launch:
         cfg, model = bench.runner, bench.model
-        command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", facts.source,
-                   "--host", HOST, "--dtype", model.dtype]
-        if model.revision:
-            command += ["--revision", model.revision]
-        if model.random_weights:  # timing-only: the checkpoint's shapes, random weights
-            command += ["--load-format", "dummy"]
-        if model.trust_remote_code:
-            command += ["--trust-remote-code"]
+        command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", facts.source, *server_flags(model)]
         mode_args, algorithm_config = mode_arguments(bench, facts)
         command += mode_args
         if cfg.speculative_config:

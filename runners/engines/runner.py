@@ -242,3 +242,17 @@ def http_json_or_none(url: str) -> dict | None:
         return http_json(url)
     except Exception:  # noqa: BLE001 - optional endpoints differ between engine versions
         return None
+
+
+def server_flags(model) -> list[str]:
+    """Flags both engines spell the same way: loopback host, dtype, revision, weights, remote code."""
+    from runners.engines.server import HOST
+
+    flags = ["--host", HOST, "--dtype", model.dtype]
+    if model.revision:
+        flags += ["--revision", model.revision]
+    if model.random_weights:  # timing-only: the checkpoint's shapes, random weights
+        flags += ["--load-format", "dummy"]
+    if model.trust_remote_code:
+        flags += ["--trust-remote-code"]
+    return flags
