@@ -64,7 +64,10 @@ def linear_spec_generate(adapter, prompt_ids, prompt_valid, streams: list[TokenS
         block[0, 0] = seed
         block, draft_probs = draft_block(adapter, state, block, params, sampler)
         accepted = verify_block(adapter, state, block, draft_probs, sampler)
-        accept_lengths.append(len(accepted))
-        stream.emit(accepted)
         seed = accepted[-1]
+        # Acceptance length = tokens this verify step added to the output (DESIGN.md section 5):
+        # a run cut by EOS or max_new_tokens counts what survives the cut.
+        before = len(stream.tokens)
+        stream.emit(accepted)
+        accept_lengths.append(len(stream.tokens) - before)
     return accept_lengths

@@ -74,6 +74,7 @@ def quadratic_spec_generate(adapter, prompt_ids, prompt_valid, streams: list[Tok
     accept_lengths: list[int] = []
     while not stream.done:
         emitted, drafts, draft_probs = speculative_step(adapter, state, drafts, draft_probs, params, sampler)
-        accept_lengths.append(len(emitted))
+        before = len(stream.tokens)
         stream.emit(emitted)
+        accept_lengths.append(len(stream.tokens) - before)  # what survives an EOS or max_new_tokens cut
     return accept_lengths

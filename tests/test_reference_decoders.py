@@ -87,7 +87,7 @@ def test_speculative_modes_equal_ar_exactly(model, mode, block_length):
         ar = generate(model, prompt, "ar", max_new_tokens=30, eos_token_ids=NO_EOS)
         spec = generate(model, prompt, mode, max_new_tokens=30, block_length=block_length, eos_token_ids=NO_EOS)
         assert spec.tokens == ar.tokens
-        assert sum(spec.accept_lengths) >= len(spec.tokens) - 1  # every token after t1 came from a verify step
+        assert sum(spec.accept_lengths) == len(spec.tokens) - 1  # every token after t1 came from a verify step
         assert all(1 <= a <= block_length for a in spec.accept_lengths)
 
 
@@ -119,6 +119,7 @@ def test_max_new_tokens_trims_the_last_accepted_run():
     r = generate(m, random_prompt(5, 0), "linear_spec", max_new_tokens=3, block_length=4, eos_token_ids=NO_EOS)
     assert r.tokens == [0, 0, 0] and r.finish_reason == "length"
     assert r.tokens_untrimmed == 5  # t1 + one accepted run of 4: the vendor returns 5 tokens
+    assert r.accept_lengths == [2]  # acceptance counts what the output keeps
 
 
 # -- diffusion ------------------------------------------------------------------------------------
