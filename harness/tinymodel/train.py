@@ -12,7 +12,7 @@ for a ~1M-parameter Qwen3 and a character-level tokenizer):
 - Diffusion noise: per block a ratio m ~ U(eps, 1); exactly ceil(m x e) of the block's e eligible
   positions are replaced by [MASK], p_mask = that count / e; cross-entropy on the masked positions
   (the logit at a MASK predicts the token at that position, no shift) weighted by 1 / p_mask and
-  averaged over the eligible positions of the batch.
+  averaged over the positions that could have been masked (an unbiased per-token estimate).
 - Loss only on the answer: the AR loss on the answer and its [EOS], the diffusion loss on the
   answer, its [EOS] and the [EOS] fill up to the end of the block holding that [EOS]. The prompt
   (random sequences, filler text) is unpredictable by design, so training on it would only spend
@@ -41,17 +41,19 @@ from __future__ import annotations
 
 import os
 
-# Idle OpenMP workers sleep instead of spinning: on a shared CPU a spinning worker burns the time
-# slice its partner needs, which made 2-thread steps ~5x slower here under load. Only effective
-# when this module is imported before torch (as with `python -m harness.tinymodel.train`).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP workers spin briefly, then sleep. libgomp's default spin (300k iterations) burns the
+# time slice a descheduled partner thread needs: on this 2-core VM, with 3 other busy processes, a
+# 2-thread step took 2.5 s with the default and 1.2 s with this setting, and 0.31 vs 0.33 s idle
+# (OMP_WAIT_POLICY=PASSIVE matched it under load but cost 30% idle). torch's Linux CPU wheels use
+# libgomp. Only effective when this module is imported before torch (`python -m ...` does).
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import argparse
 import json
 import math
 import platform
 import random
-import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,7 +77,7 @@ MAX_ANSWER_TOKENS = MAX_LENGTH
 @dataclass
 class TrainConfig:
     seed: int = 0
-    steps: int = 3000
+    steps: int = 2000
     batch_size: int = 64
     # model (Qwen3 architecture, ~1.06M parameters)
     hidden_size: int = 128
@@ -92,12 +94,12 @@ class TrainConfig:
     keep_first_prob: float = 0.75  # probability that a block's first token stays clean
     # data
     task_weights: dict = field(default_factory=lambda: {"copy": 0.25, "reverse": 0.25, "sort": 0.3, "add": 0.2})
-    filler_batch_fraction: float = 0.25  # share of batches whose prompts carry a filler prefix
+    filler_batch_fraction: float = 0.3  # share of batches whose prompts carry a filler prefix
     filler_batch_size: int = 32  # filler batches are ~3x longer: fewer rows keep their cost near a plain batch's
     max_filler_prompt: int = 136  # prompt length (tokens) of filler batches is drawn up to this
     heldout_eval_seeds: int = 10  # evaluation pools of task seeds 0..N-1 never appear in training
     # optimiser (AdamW, linear warm-up then cosine decay to min_lr_ratio x lr)
-    lr: float = 2e-3
+    lr: float = 4e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
     weight_decay: float = 0.01
@@ -201,6 +203,7 @@ class TrainingData:
             name, example = self.sample_example(rng)
             prompt = self.encode(self.render_prompt(rng, name, example, with_filler))
             answer = self.encode(example.answer) + [self.tokenizer.eos_token_id]
+            assert len(answer) <= MAX_ANSWER_TOKENS + 1, "the noisy window would not cover this answer"
             rows.append(prompt + answer)
             prompt_lengths.append(len(prompt))
             answer_lengths.append(len(answer))
@@ -357,6 +360,8 @@ def train(cfg: TrainConfig, log=print, on_log=None) -> tuple[Qwen3ForCausalLM, d
         "environment": {
             "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
             "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"), "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
         },
     }
     return model, record
@@ -365,9 +370,7 @@ def train(cfg: TrainConfig, log=print, on_log=None) -> tuple[Qwen3ForCausalLM, d
 def save_checkpoint(model, record: dict, out: Path) -> None:
     """Weights (safetensors), config, generation config, tokenizer and training_record.json in `out`."""
     out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)  # files of an earlier checkpoint are overwritten, nothing else is touched
     model.save_pretrained(out)
     build_tokenizer().save_pretrained(out)
     (out / "training_record.json").write_text(json.dumps(record, indent=1) + "\n")
@@ -388,6 +391,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path]:
 def main(argv=None) -> None:
     cfg, out = parse_args(argv)
     model, record = train(cfg)
+    record["command"] = " ".join(["python -m harness.tinymodel.train", *(sys.argv[1:] if argv is None else argv)])
     save_checkpoint(model, record, out)
     print(f"saved to {out} after {record['wall_time_s']} s ({record['seconds_per_step']} s/step)")
 
