@@ -72,7 +72,8 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
     started = time.perf_counter()
     streams = [TokenStream(decode_params.max_new_tokens, decode_params.eos_token_ids, started) for _ in prompts]
     try:
-        accept_lengths = DECODERS[mode](adapter, prompt_ids, prompt_valid, streams, decode_params, sampler)
+        with torch.inference_mode():
+            accept_lengths = DECODERS[mode](adapter, prompt_ids, prompt_valid, streams, decode_params, sampler)
     finally:
         counter.close()
 

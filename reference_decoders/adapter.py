@@ -141,7 +141,7 @@ class ModelAdapter:
     def _run(self, state, ids, kind, mask, positions, logits_to_keep=0, draft_adapter=False, prebuilt=False):
         if mask is not None and not prebuilt:
             mask = mask[:, None]  # [B, q, q] -> [B, 1, q, q] (prefill: no cached prefix yet)
-        with self.counter.phase(kind), self._adapter_state(draft_adapter), torch.inference_mode():
+        with self.counter.phase(kind), self._adapter_state(draft_adapter):
             out = self.model(
                 input_ids=ids,
                 attention_mask=mask,

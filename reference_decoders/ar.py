@@ -16,12 +16,12 @@ from reference_decoders.sampling import Sampler
 def decode_one_token(adapter: ModelAdapter, state, tokens: torch.Tensor, sampler: Sampler) -> torch.Tensor:
     """tokens [B] -> next tokens [B]."""
     logits = adapter.causal_pass(state, tokens[:, None], "decode")  # [B, 1, V]
-    return sampler.pick(logits[:, -1])[0]
+    return sampler.tokens(logits[:, -1])
 
 
 def ar_generate(adapter, prompt_ids, prompt_valid, streams: list[TokenStream], params: DecodeParams, sampler: Sampler) -> list[int]:
     state, logits = adapter.prefill(prompt_ids, prompt_valid)  # logits [B, V]
-    tokens = sampler.pick(logits)[0]  # [B]
+    tokens = sampler.tokens(logits)  # [B]
     while True:
         for stream, token in zip(streams, tokens.tolist()):
             stream.emit([token])

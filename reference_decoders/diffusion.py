@@ -83,12 +83,12 @@ def denoise_block(adapter: ModelAdapter, state, block: torch.Tensor, masked: tor
 def commit_block(adapter: ModelAdapter, state, block: torch.Tensor, sampler: Sampler) -> torch.Tensor:
     """Write the finished block's KV; returns the next seed [B]."""
     logits = adapter.causal_pass(state, block, "commit", logits_to_keep=1)  # [B, 1, V]
-    return sampler.pick(logits[:, -1])[0]
+    return sampler.tokens(logits[:, -1])
 
 
 def diffusion_generate(adapter, prompt_ids, prompt_valid, streams: list[TokenStream], params: DecodeParams, sampler: Sampler) -> list[int]:
     state, logits = adapter.prefill(prompt_ids, prompt_valid)
-    seed = sampler.pick(logits)[0]  # [B]
+    seed = sampler.tokens(logits)  # [B]
     B, L = seed.shape[0], params.block_length
     while True:
         finished = torch.tensor([s.done for s in streams], device=seed.device)

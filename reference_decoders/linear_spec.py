@@ -55,7 +55,7 @@ def linear_spec_generate(adapter, prompt_ids, prompt_valid, streams: list[TokenS
         raise ValueError("linear_spec decodes one sequence at a time (batch 1), as the vendor's linear_spec_generate")
     stream = streams[0]
     state, logits = adapter.prefill(prompt_ids, prompt_valid)
-    seed = int(sampler.pick(logits)[0])
+    seed = int(sampler.tokens(logits)[0])
     stream.emit([seed])
     accept_lengths: list[int] = []
     L = params.block_length

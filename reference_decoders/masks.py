@@ -7,6 +7,8 @@ Convention everywhere: boolean, ``True`` = the query may attend to the key. A *q
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -20,6 +22,7 @@ def bidirectional(q: int, device: torch.device | str | None = None) -> torch.Ten
     return torch.ones(q, q, dtype=torch.bool, device=device)
 
 
+@functools.lru_cache(maxsize=8)  # built once per (L, device) and shared: callers must not modify it
 def quadratic_spec(block_length: int, device: torch.device | str | None = None) -> torch.Tensor:
     """[L(L+1), L(L+1)] query mask of one TiDAR-style self-speculation step.
 
@@ -41,6 +44,7 @@ def quadratic_spec(block_length: int, device: torch.device | str | None = None) 
     return mask
 
 
+@functools.lru_cache(maxsize=8)
 def quadratic_spec_positions(block_length: int, device: torch.device | str | None = None) -> torch.Tensor:
     """[L(L+1)] position offsets (from the first draft) matching `quadratic_spec`'s layout.
 

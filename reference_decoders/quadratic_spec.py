@@ -37,7 +37,7 @@ def prefill_and_draft(adapter: ModelAdapter, prompt_ids: torch.Tensor, params: D
     logits = adapter.forward(state, torch.cat([prompt_ids, mask_tokens], 1), "prefill", query_mask, logits_to_keep=L + 1)[0]
     adapter.keep(state, n)
     draft_logits = torch.cat([logits[:1], logits[2:]])  # the AR logit replaces the first mask's
-    drafts = sampler.pick(draft_logits)[0]
+    drafts = sampler.tokens(draft_logits)
     return state, drafts, None if sampler.greedy else sampler.probs(draft_logits)
 
 
@@ -60,7 +60,7 @@ def speculative_step(adapter: ModelAdapter, state, drafts: torch.Tensor, draft_p
     accepted = 1 + n  # d_0 .. d_n
     adapter.keep(state, accepted)
     group = logits[L + (accepted - 1) * L : L + accepted * L]  # [L, V]; mask j drafts the token `accepted + j` after d_0
-    next_drafts = torch.cat([torch.tensor([next_token], device=adapter.device), sampler.pick(group[1:])[0]])
+    next_drafts = torch.cat([torch.tensor([next_token], device=adapter.device), sampler.tokens(group[1:])])
     next_probs = None if sampler.greedy else sampler.probs(group)
     return drafts[1:accepted].tolist() + [next_token], next_drafts, next_probs
 

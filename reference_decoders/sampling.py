@@ -27,14 +27,16 @@ class Sampler:
         logits = logits.float()
         return torch.softmax(logits if self.greedy else logits / self.temperature, dim=-1)
 
-    def pick(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[..., V] -> (tokens [...], confidence [...])."""
-        logits = logits.float()
+    def tokens(self, logits: torch.Tensor) -> torch.Tensor:
+        """[..., V] -> tokens [...]."""
         if self.greedy:
-            tokens = logits.argmax(-1)
-        else:
-            tokens = self.draw(torch.softmax(logits / self.temperature, dim=-1))
-        confidence = torch.softmax(logits, dim=-1).gather(-1, tokens[..., None])[..., 0]
+            return logits.argmax(-1)
+        return self.draw(torch.softmax(logits.float() / self.temperature, dim=-1))
+
+    def pick(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[..., V] -> (tokens [...], confidence [...]): for decoders that rank positions."""
+        tokens = self.tokens(logits)
+        confidence = torch.softmax(logits.float(), dim=-1).gather(-1, tokens[..., None])[..., 0]
         return tokens, confidence
 
     def draw(self, probs: torch.Tensor) -> torch.Tensor:
