@@ -13,19 +13,22 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
-def random_checkpoint(tmp_path_factory) -> Path:
+def write_random_checkpoint(path: Path, max_positions: int = 512) -> Path:
     """A randomly initialised Qwen3 with the tiny model's tokenizer, saved like any hub checkpoint."""
     from harness.tinymodel.tokenizer import build_tokenizer
     from reference_decoders.tiny import tiny_model
 
-    path = tmp_path_factory.mktemp("random-checkpoint")
     tokenizer = build_tokenizer()
     model = tiny_model("qwen3", vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                       eos_token_id=tokenizer.eos_token_id, block_size=4, max_positions=512, peakiness=5.0)
+                       eos_token_id=tokenizer.eos_token_id, block_size=4, max_positions=max_positions, peakiness=5.0)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory) -> Path:
+    return write_random_checkpoint(tmp_path_factory.mktemp("random-checkpoint"))
 
 
 def run_cli(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from harness.records import COLUMN_NAMES
-from tests.conftest import REPO
+from tests.conftest import REPO, write_random_checkpoint
 
 FIXTURES = REPO / "tests" / "fixtures"
 # task -> (task.source, few-shot count the reference prompt uses, stop strings without a chat template)
@@ -31,16 +31,7 @@ LONG_CONTEXT_TASKS = ("passkey", "niah-multikey", "variable-tracking")
 def checkpoint(tmp_path_factory) -> Path:
     """A random Qwen3 with the tiny model's character tokenizer and 8192 positions: room for the
     few-shot prompts and for SPEED-Bench's 1k prompts, which are about 5K characters."""
-    from harness.tinymodel.tokenizer import build_tokenizer
-    from reference_decoders.tiny import tiny_model
-
-    path = tmp_path_factory.mktemp("checkpoint-8k")
-    tokenizer = build_tokenizer()
-    model = tiny_model("qwen3", vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                       eos_token_id=tokenizer.eos_token_id, block_size=4, max_positions=8192, peakiness=5.0)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return write_random_checkpoint(tmp_path_factory.mktemp("checkpoint-8k"), max_positions=8192)
 
 
 def launch(*args: str, cwd: Path = REPO) -> subprocess.Popen:
