@@ -34,3 +34,23 @@ def test_a_combination_that_cannot_run_is_skipped_with_its_reason(tmp_path):
     df = pd.read_parquet(tmp_path / "single")
     assert df["status"].tolist() == ["skipped"]
     assert "was trained for modes ['ar']" in df["error"].iloc[0]
+
+
+def test_the_embedded_default_runs_every_mode_of_the_shipped_model(tmp_path):
+    """`dlm-bench` with no arguments (results redirected): the README's first command."""
+    result = run_cli(f"results_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    df = pd.read_parquet(tmp_path / "embedded")
+    assert (df["status"] == "ok").all() and (df["model"] == "tiny-dlm").all()
+    cells = df.groupby(["mode", "context", "task"]).size()
+    assert len(cells) == 4 * 2 * 2
+    assert set(df["mode"]) == {"ar", "diffusion", "linear_spec", "quadratic_spec"}
+    assert set(df["context"]) == {"natural", "ctx128"}
+    # The trained model shows the phenomenon: several tokens per forward, lossless speculation.
+    copy = df[(df["task"] == "copy") & (df["context"] == "natural") & (df["repetition"] == 0)]
+    forwards = copy.filter(like="forwards_").sum(axis=1)
+    tpf = copy.assign(f=forwards).groupby("mode").apply(lambda g: g["new_tokens"].sum() / g["f"].sum(), include_groups=False)
+    assert tpf["ar"] == 1.0 and tpf["diffusion"] > 2 and tpf["quadratic_spec"] > 2
+    by_sample = copy.set_index(["mode", "sample_id"])["output_token_ids"].map(tuple)
+    assert (by_sample["linear_spec"] == by_sample["ar"]).all() and (by_sample["quadratic_spec"] == by_sample["ar"]).all()
+    assert "dlm-bench summary" in result.stdout and (tmp_path / "embedded" / "_report" / "report.html").exists()
