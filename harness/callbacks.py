@@ -98,14 +98,16 @@ class SweepSummary(Callback):
 
     def _summarise(self, config: DictConfig) -> None:
         from harness.report import write_report
+        from harness.store import read_results
         from harness.summary import failures_since, print_summary
 
         folder = Path(config.results_dir) / config.sweep.name
         if not folder.exists():
             return
-        print_summary(folder)
-        log.info("report: %s", write_report(folder))
-        failed = failures_since(folder, float(os.environ.get(progress.STARTED, time.time())))
+        records = read_results(folder)  # once: the summary, the report and the exit status share it
+        print_summary(folder, records)
+        log.info("report: %s", write_report(folder, records))
+        failed = failures_since(records, float(os.environ.get(progress.STARTED, time.time())))
         if failed:
             print(f"dlm-bench: {len(failed)} cell(s) failed in this run:", file=sys.stderr)
             for label, reason in failed:

@@ -27,8 +27,8 @@ def format_summary(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def print_summary(folder: Path) -> pd.DataFrame | None:
-    records = read_results(folder)
+def print_summary(folder: Path, records: pd.DataFrame | None = None) -> pd.DataFrame:
+    records = read_results(folder) if records is None else records
     summary = summarize(records)
     print(f"\n== dlm-bench summary: {folder} ({len(records)} records) ==")
     print(format_summary(summary))
@@ -36,9 +36,8 @@ def print_summary(folder: Path) -> pd.DataFrame | None:
     return summary
 
 
-def failures_since(folder: Path, since_epoch: float) -> list[tuple[str, str]]:
+def failures_since(records: pd.DataFrame, since_epoch: float) -> list[tuple[str, str]]:
     """(cell label, reason) of cells that failed as a whole and started at or after `since_epoch`."""
-    records = read_results(folder)
     if records.empty:
         return []
     failed = records[records["status"] == "failed"]

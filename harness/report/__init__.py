@@ -38,19 +38,22 @@ class Report:
     aggregates: Aggregates
     verdicts: list[Verdict]
     plots: list[Plot]
+    summary: pd.DataFrame  # harness.metrics.summarize of the same records (summary.csv)
 
 
-def write_report(folder: str | Path) -> Path:
-    """The report of a sweep folder with the default claims; returns the Markdown file's path."""
-    return build_report(folder).markdown
+def write_report(folder: str | Path, records: pd.DataFrame | None = None) -> Path:
+    """The report of a sweep folder with the default claims; returns the Markdown file's path.
+    `records` (the folder's, already read) saves reading every parquet file again."""
+    return build_report(folder, records=records).markdown
 
 
 def build_report(folder: str | Path, out: str | Path | None = None, claims: str | Path | list[Claim] = DEFAULT_CLAIMS,
-                 boot: Bootstrap = Bootstrap(), baseline_model: str | None = "auto") -> Report:
+                 boot: Bootstrap = Bootstrap(), baseline_model: str | None = "auto",
+                 records: pd.DataFrame | None = None) -> Report:
     folder = Path(folder)
     out = Path(out) if out else folder / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
-    records = read_results(folder)
+    records = read_results(folder) if records is None else records
     if records.empty:
         raise ValueError(f"no parquet records under {folder} (a sweep folder holds one .parquet file per cell)")
     claim_list = claims if isinstance(claims, list) else load_claims(claims)
@@ -59,7 +62,8 @@ def build_report(folder: str | Path, out: str | Path | None = None, claims: str 
     plots = draw_all(ag, out)
     environment = environment_table(ag.prepared)
 
-    summarize(records).to_csv(out / "summary.csv", index=False)
+    summary = summarize(records)
+    summary.to_csv(out / "summary.csv", index=False)
     ag.cells.to_csv(out / "cells.csv", index=False)
     ag.comparisons.to_csv(out / "comparisons.csv", index=False)
     claims_frame(verdicts).to_csv(out / "claims.csv", index=False)
@@ -80,7 +84,7 @@ def build_report(folder: str | Path, out: str | Path | None = None, claims: str 
     markdown, html = out / "report.md", out / "report.html"
     markdown.write_text(to_markdown(blocks))
     html.write_text(to_html(blocks, title))
-    return Report(out, markdown, html, ag, verdicts, plots)
+    return Report(out, markdown, html, ag, verdicts, plots, summary)
 
 
 # --- formatting --------------------------------------------------------------------------------
@@ -384,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"dlm-bench-report: {exc}", file=sys.stderr)
         return 2
-    print(format_summary(summarize(read_results(args.results))))
+    print(format_summary(report.summary))
     print("\nClaims:")
     for v in report.verdicts:
         print(f"  {v.claim.id}: {v.verdict.upper()}: {v.reason}")
