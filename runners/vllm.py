@@ -1,5 +1,6 @@
-"""vLLM, served: `<python> -m vllm.entrypoints.cli.main serve` (the `vllm serve` command) in the
-environment of the build the runner config names (runner.build, runner.venv).
+"""vLLM, served: `<python> -m vllm.entrypoints.cli.main serve` (the `vllm serve` command; the
+deprecated api_server module with runner.entrypoint=api_server) in the environment of the build
+the runner config names (runner.build, runner.venv).
 
 Mode -> flags (the harness's mode config stays the single source of truth):
   ar         plain; on Nemotron-Labs-Diffusion --hf-overrides {"ar_mode": true} (vLLM PR #48279's
@@ -23,6 +24,10 @@ from runners.engines.runner import EngineRunner, Launch, ModelFacts, http_json_o
 log = logging.getLogger("dlm-bench")
 
 NEMOTRON_AR_OVERRIDE = {"ar_mode": True}
+ENTRYPOINTS = {  # runner.entrypoint -> module and arguments before the model
+    "serve": ("vllm.entrypoints.cli.main", "serve"),  # `vllm serve MODEL`
+    "api_server": ("vllm.entrypoints.openai.api_server", "--model"),  # deprecated by vLLM
+}
 
 # record column -> vLLM counter, per family. vLLM registers the spec-decode family only with a
 # speculative config and the diffusion family only for diffusion models: a family absent from
@@ -88,10 +93,10 @@ class VllmRunner(EngineRunner):
 
     def launch(self, bench, facts: ModelFacts, python: str) -> Launch:
         cfg, model = bench.runner, bench.model
-        command = [python, "-m", "vllm.entrypoints.cli.main", "serve", facts.source, *server_flags(model)]
+        command = [python, "-m", *ENTRYPOINTS[cfg.entrypoint], facts.source, *server_flags(model)]
         mode_args, algorithm_config = mode_arguments(bench, facts)
         command += mode_args
-        probe: dict = {}
+        probe: dict = {"entrypoint": cfg.entrypoint}
         if "--diffusion-config" in mode_args:
             probe["diffusion_config"] = json.loads(algorithm_config)
         if "--hf-overrides" in mode_args:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -39,9 +40,8 @@ def engine_python(runner_cfg) -> str:
 
 
 def install_command(runner_cfg) -> str:
-    """What installs the build the runner config names (runners/README.md has the details)."""
-    return (f"python3 -m venv {runner_cfg.venv} && {runner_cfg.venv}/bin/pip install {shlex.quote(runner_cfg.build)}"
-            f"  (or: python -m runners.engines.install --build {shlex.quote(runner_cfg.build)} --venv {runner_cfg.venv})")
+    """What installs the build the runner config names (runners/engines/install.py; runners/README.md)."""
+    return f"python -m runners.engines.install --build {shlex.quote(runner_cfg.build)} --venv {runner_cfg.venv}"
 
 
 @dataclass(frozen=True)
@@ -71,17 +71,18 @@ class ProbeReport:
         return f"{self.version}{where}{commit} ({self.python})"
 
 
-_REPORTS: dict[tuple[str, str], ProbeReport] = {}  # one probe per interpreter and request per process
+_REPORTS: dict[tuple[str, str], ProbeReport] = {}  # one probe per interpreter, request and env per process
 
 
-def run_probe(python: str, request: dict) -> ProbeReport:
-    """Run probe.py with the engine's interpreter; raises EngineServerError when it cannot run."""
+def run_probe(python: str, request: dict, env: dict[str, str] | None = None) -> ProbeReport:
+    """Run probe.py with the engine's interpreter and the server's extra environment (engines read
+    switches such as VLLM_USE_V2_MODEL_RUNNER from it); raises EngineServerError when it cannot run."""
     text = json.dumps(request, sort_keys=True)
-    key = (python, text)
+    key = (python, text + json.dumps(env or {}, sort_keys=True))
     if key not in _REPORTS:
         try:
             done = subprocess.run([python, str(PROBE_SCRIPT), text], capture_output=True, text=True,
-                                  timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+                                  timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise EngineServerError(f"the capability probe could not run with {python}: {exc}") from None
         lines = [line for line in done.stdout.splitlines() if line.startswith(PROBE_MARKER)]
@@ -109,6 +110,12 @@ def require_build(runner_cfg, report: ProbeReport) -> None:
     """Skip the cell (SkipCell) when the build fails a check, naming the build it needs. Another
     build that passes every check runs, with a warning (rows record both)."""
     failures = report.failures
+    kept = report.value("max_running_requests")
+    if kept is not None and kept < runner_cfg.concurrency:
+        failures.append({"name": "max_running_requests", "ok": False,
+                         "detail": f"the build keeps --max-num-seqs {runner_cfg.max_running_requests} at {kept}, fewer "
+                                   f"than runner.concurrency={runner_cfg.concurrency}: it would run {kept} requests at "
+                                   f"a time while the cell records {runner_cfg.concurrency}"})
     if not failures:
         if not is_named_build(runner_cfg.build, report):
             log.warning("engine build %s is not the one this runner config names (%s); it passed the capability "

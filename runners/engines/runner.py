@@ -118,13 +118,12 @@ class EngineRunner(Runner):
         else:
             python = engine_python(cfg)
             launch = self.launch(bench, facts, python)
+            env = {str(k): str(v) for k, v in (cfg.env or {}).items()}
             if cfg.probe:  # before the tokenizer, the server and the weights: a skip costs seconds
                 report = run_probe(python, {"engine": self.name, "architecture": facts.architecture,
-                                            "max_running_requests": cfg.max_running_requests,
-                                            "concurrency": cfg.concurrency, **launch.probe})
+                                            "max_running_requests": cfg.max_running_requests, **launch.probe}, env)
                 require_build(cfg, report)
             algorithm_config = launch.algorithm_config
-            env = {str(k): str(v) for k, v in (cfg.env or {}).items()}
         self.tokenizer = load_tokenizer(facts.source, bench.model.revision)
         if not cfg.base_url:
             self.server = SERVERS.get(launch.command, env, cfg.startup_timeout_s, cfg.log_tail_lines)
