@@ -162,8 +162,10 @@ RUNNING_REQUEST_FLAGS = ("--max-num-seqs", "--max-running-requests")  # vLLM's, 
 class EngineRunnerConfig:
     """A served engine (vLLM, SGLang): launched here on 127.0.0.1, or reached at `base_url`.
 
-    The engine runs in its own Python environment (vLLM and SGLang pin different torch builds), so
-    the harness launches ``<python> -m <engine's server module>`` and talks HTTP to it. One cell =
+    The engine runs in its own Python environment, one per build (vLLM and SGLang pin different
+    torch builds; Nemotron-Labs-Diffusion needs unreleased ones): `build` names it, `venv` holds it,
+    a probe checks it serves the cell before anything loads (runners/engines/builds.py), then the
+    harness launches ``<python> -m <engine's server module>`` and talks HTTP to it. One cell =
     one concurrency level: `num_requests` requests with at most `concurrency` in flight.
     """
 

@@ -13,8 +13,9 @@ defines them (vllm/benchmarks/serve.py):
   cell duration      first request sent -> last response finished
 Each latency is reported as mean, median, p90 and p99 over requests (ITL: over gaps), in ms. The
 two ITLs agree when every chunk carries one token; with speculative or diffusion decoding the
-split one is smaller by the tokens per chunk. The per-request functions below are the only place
-either ITL and the engines' acceptance length are defined; the runners store what they return.
+split one pools more, smaller values (a chunk of n tokens gives n values of gap / n). The
+per-request functions below are the only place either ITL and the engines' acceptance length are
+defined; the runners store what they return.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from reference_decoders.params import DEFAULT_BLOCK_LENGTH
 from runners.base import CellInfo, Runner, SampleResult
 from runners.engines.builds import build_columns, engine_python, require_build, run_probe
 from runners.engines.client import RequestSpec, StreamResult, run_requests
-from runners.engines.server import SERVERS, EngineServerError, http_json, http_ok, served_models
+from runners.engines.server import SERVERS, EngineServer, EngineServerError, http_json, http_ok, served_models
 
 
 @dataclass(frozen=True)
