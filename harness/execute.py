@@ -22,13 +22,9 @@ from harness.records import SCHEMA_VERSION
 from harness.store import ResultStore
 from harness.tasks import columns as task_columns
 from harness.tasks import get_task
-from runners import get_runner
+from runners import SkipCell, get_runner
 
 log = logging.getLogger("dlm-bench")
-
-
-class SkipCell(Exception):
-    """The combination cannot run (found only once the model is known); recorded as skipped."""
 
 
 def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
@@ -60,7 +56,7 @@ def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
             raise SkipCell(reason)
         rows, metadata = collect_rows(bench, runner, base)
     except SkipCell as skip:
-        return {**summary, **record_cell_outcome(store, cell, base, "skipped", str(skip))}
+        return {**summary, **record_cell_outcome(store, cell, {**base, **skip.columns}, "skipped", str(skip))}
     except Exception as exc:  # a cell that cannot even start is recorded, and the sweep goes on
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]).strip()
         return {**summary, **record_cell_outcome(store, cell, base, "failed", detail)}

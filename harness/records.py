@@ -88,19 +88,25 @@ _SAMPLE = [
 
 # Served engines (runners/vllm.py, runners/sglang.py). Per-request timing follows vLLM's
 # `vllm bench serve`; `engine_*` counters are cell totals (read before and after the cell and
-# differenced), repeated in every row of the cell. Reference rows leave these null.
+# differenced), repeated in every row of the cell; a counter the engine did not register is null,
+# not 0. Reference rows leave these null.
 _ENGINE = [
     Column("concurrency", pa.int64(), "requests in flight for the cell (engines; reference rows: null)"),
     Column("request_start_s", pa.float64(), "request start, seconds from the cell's benchmark start"),
     Column("cell_duration_s", pa.float64(), "the cell's benchmark duration: first request sent to last response done"),
-    Column("itl_s", pa.list_(pa.float64()), "gaps between consecutive token-bearing stream chunks (one per chunk, not per token)"),
+    Column("itl_s", pa.list_(pa.float64()), "ITL as vLLM defines it: gaps between consecutive token-bearing stream chunks (one per chunk, not per token)"),
+    Column("itl_split_s", pa.list_(pa.float64()), "ITL as SGLang's bench_serving defines it: each chunk's gap split evenly over its tokens (n values of gap / n)"),
     Column("chunk_tokens", pa.list_(pa.int64()), "output tokens carried by each token-bearing chunk (first chunk included)"),
-    Column("engine_version", pa.string(), "engine package version as the server reports it"),
+    Column("engine_version", pa.string(), "engine distribution==version in the engine's venv (probe), else as the server reports it"),
+    Column("engine_commit", pa.string(), "source builds: the VCS commit the engine was installed from (direct_url.json)"),
+    Column("engine_source", pa.string(), "source builds: where the engine was installed from (direct_url.json url)"),
+    Column("engine_build_required", pa.string(), "the build the runner config names (runner.build); on a skipped row: the build the cell needs"),
+    Column("engine_capabilities", pa.string(), "JSON list of the capability probe's checks on the build ({name, ok, detail})"),
+    Column("engine_max_running_requests", pa.int64(), "requests the server runs at once (--max-num-seqs / --max-running-requests, as the build keeps it)"),
     Column("engine_command", pa.string(), "full server launch command (or external:<base_url>)"),
     Column("engine_algorithm_config", pa.string(), "mode config handed to the engine (--diffusion-config JSON, --dllm-algorithm-config YAML)"),
     Column("engine_server_info", pa.string(), "the server's self-description (JSON: served model, max length; SGLang's server info)"),
     Column("engine_prompt_tokens", pa.int64(), "prompt tokens as the engine counted them (usage / meta_info)"),
-    Column("engine_steps", pa.int64(), "engine scheduler steps in the cell (vllm:iteration_tokens_total count delta; one batched forward each)"),
     Column("engine_generation_tokens", pa.int64(), "output tokens the engine counted in the cell (vllm:generation_tokens_total delta)"),
     Column("engine_spec_num_drafts", pa.int64(), "speculative verify steps in the cell (vllm:spec_decode_num_drafts_total delta)"),
     Column("engine_spec_num_draft_tokens", pa.int64(), "draft tokens proposed in the cell (vllm:spec_decode_num_draft_tokens_total delta)"),
@@ -110,7 +116,9 @@ _ENGINE = [
     Column("engine_diffusion_canvas_positions", pa.int64(), "canvas positions evaluated in the cell (vllm:diffusion_num_canvas_positions_total delta)"),
     Column("engine_diffusion_committed_tokens", pa.int64(), "tokens committed in the cell (vllm:diffusion_num_committed_tokens_total delta)"),
     Column("engine_spec_verify_ct", pa.int64(), "verify steps of this request (SGLang meta_info spec_verify_ct; vLLM per-request num_spec_steps)"),
-    Column("engine_accept_length", pa.float64(), "this request's mean tokens per verify step, bonus included, as the engine reports it"),
+    Column("engine_spec_accepted_drafts", pa.int64(), "draft tokens accepted for this request (vLLM num_accepted_draft_tokens; SGLang spec_num_correct_drafts)"),
+    Column("engine_accept_length", pa.float64(), "this request's tokens per verify step, bonus included, the prefill's first token not: 1 + accepted drafts / verify steps, both engines"),
+    Column("engine_accept_length_reported", pa.float64(), "the engine's own figure (vLLM mean_acceptance_length, as above; SGLang spec_accept_length = completion tokens / verify steps)"),
     Column("engine_counter_rule", pa.string(), "how the engine_* counters were read and what they count"),
     Column("crosscheck_flag", pa.string(), "engine vs reference TPF / acceptance length: ok | mismatch: ... | no_reference | not_comparable: ..."),
 ]

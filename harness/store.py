@@ -37,12 +37,18 @@ class ResultStore:
         """A cell is complete once its file exists and it did not fail as a whole.
 
         A `failed` cell (the model would not load, the server died) is retried by the next run;
-        a `skipped` one (the combination cannot run) is not: rerunning it changes nothing.
+        a `skipped` one (the combination cannot run) is not: rerunning it changes nothing. Except
+        a cell skipped because its engine build cannot serve it (`engine_build_required` set on
+        the skipped row): installing that build changes everything, and re-probing takes seconds.
         """
         path = self.find_cell(cell_key)
         if path is None:
             return False
-        statuses = set(pq.read_table(path, columns=["status"]).column("status").to_pylist())
+        names = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[c for c in ("status", "engine_build_required") if c in names])
+        statuses = set(table.column("status").to_pylist())
+        if statuses == {"skipped"} and "engine_build_required" in names:
+            return all(build is None for build in table.column("engine_build_required").to_pylist())
         return statuses != {"failed"}
 
     def write_cell(self, cell_key: str, label: str, rows: list[dict], metadata: dict[str, str] | None = None) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runners.base import CellInfo, Runner, SampleResult
+from runners.base import CellInfo, Runner, SampleResult, SkipCell
 from runners.reference import ReferenceRunner
 from runners.sglang import SglangRunner
 from runners.timing import TimingRunner
@@ -17,7 +17,7 @@ RUNNERS: dict[str, type[Runner]] = {
     "sglang": SglangRunner,
 }
 
-__all__ = ["RUNNERS", "CellInfo", "Runner", "SampleResult", "get_runner"]
+__all__ = ["RUNNERS", "CellInfo", "Runner", "SampleResult", "SkipCell", "get_runner"]
 
 
 def get_runner(name: str) -> Runner:

@@ -17,6 +17,15 @@ from typing import Any
 from reference_decoders.counting import FORWARD_KINDS
 
 
+class SkipCell(Exception):
+    """The combination cannot run (found only once the model or the engine build is known): the
+    harness records a `skipped` row with the reason and `columns` (e.g. the build it needs)."""
+
+    def __init__(self, reason: str, columns: dict[str, Any] | None = None):
+        super().__init__(reason)
+        self.columns = dict(columns or {})
+
+
 @dataclass
 class CellInfo:
     model_family: str | None = None

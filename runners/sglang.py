@@ -1,6 +1,8 @@
-"""SGLang, served: `python -m sglang.launch_server` in SGLang's own environment.
+"""SGLang, served: `python -m sglang.launch_server` in the environment of the build the runner
+config names (runner.build, runner.venv), with --incremental-streaming-output.
 
-Mode -> flags (dLLM support for Nemotron-Labs-Diffusion: SGLang PR #25803 and its stack):
+Mode -> flags (dLLM support for Nemotron-Labs-Diffusion: SGLang PR #25803 for FastDiffuser; the
+branch upstream/2-dllm-linearspec of the fork hutm/sglang for the rest):
   ar           plain; on Nemotron-Labs-Diffusion the vendor recipe's AR switch,
                --json-model-override-args {"ar_mode": true} (every attention layer causal)
   diffusion    --dllm-algorithm FastDiffuser (runner.diffusion_algorithm) with a
@@ -20,14 +22,19 @@ import tempfile
 from pathlib import Path
 
 from harness.config import ConfigError
-from runners.engines.runner import EngineRunner, Launch, ModelFacts, http_json_or_none, package_version, server_flags
+from harness.engine_metrics import accept_length_per_verify
+from runners.engines.runner import EngineRunner, Launch, ModelFacts, http_json_or_none, server_flags
+
+NEMOTRON_AR_OVERRIDE = {"ar_mode": True}
 
 COUNTER_RULE = (
     "SGLang per-request meta_info of the final /generate event: engine_spec_verify_ct = spec_verify_ct "
-    "(verify forwards of the target model for this request, prefill excluded), engine_accept_length = "
-    "spec_accept_length = completion_tokens / spec_verify_ct (bonus token and the prefill's first token "
-    "included); engine TPF = completion_tokens / spec_verify_ct. No cell counters are differenced "
-    "(engine_spec_*/engine_diffusion_* stay null); dLLM algorithms report no per-request forward "
+    "(verify forwards of the target model for this request, prefill excluded), "
+    "engine_spec_accepted_drafts = spec_num_correct_drafts (spec_accepted_drafts in older builds), "
+    "engine_accept_length_reported = spec_accept_length = completion_tokens / spec_verify_ct (bonus token "
+    "and the prefill's first token included), engine_accept_length = 1 + accepted drafts / verify steps "
+    "(vLLM's convention: the first token left out). No cell counters are differenced "
+    "(engine_spec_num_*/engine_diffusion_* stay null); dLLM algorithms report no per-request forward "
     "counts through the API, so their engine TPF is null unless meta_info carries spec_verify_ct."
 )
 
@@ -81,7 +88,7 @@ def mode_arguments(bench, facts: ModelFacts) -> tuple[list[str], str | None]:
                           "runs the model's own decoding; drop it or use mode=ar")
     if mode.name == "ar":
         if facts.family == "nemotron_labs_diffusion":
-            override = json.dumps({"ar_mode": True})
+            override = json.dumps(NEMOTRON_AR_OVERRIDE)
             return ["--json-model-override-args", override], override
         return [], None
     if mode.name in ("diffusion", "linear_spec"):
@@ -95,7 +102,6 @@ def mode_arguments(bench, facts: ModelFacts) -> tuple[list[str], str | None]:
 class SglangRunner(EngineRunner):
     name = "sglang"
     modes = ("ar", "diffusion", "linear_spec")
-    distributions = ("sglang",)
     counter_rule = COUNTER_RULE
 
     def launch(self, bench, facts: ModelFacts, python: str) -> Launch:
@@ -103,26 +109,49 @@ class SglangRunner(EngineRunner):
         command = [python, "-m", "sglang.launch_server", "--model-path", facts.source, *server_flags(model)]
         mode_args, algorithm_config = mode_arguments(bench, facts)
         command += mode_args
+        probe: dict = {"flags": []}
+        if "--dllm-algorithm" in mode_args:
+            probe.update(dllm_algorithm=mode_args[mode_args.index("--dllm-algorithm") + 1],
+                         dllm_config=dllm_config(bench, facts), flags=["--dllm-algorithm-config"])
+        if "--json-model-override-args" in mode_args:
+            probe["model_overrides"] = json.loads(algorithm_config)
         if cfg.speculative:
             for key, value in cfg.speculative.items():
                 command += [f"--speculative-{key.replace('_', '-')}", str(value)]
             algorithm_config = json.dumps(dict(cfg.speculative), sort_keys=True)
+        command += ["--max-running-requests", str(cfg.max_running_requests)]
+        if cfg.incremental_streaming_output:
+            command.append("--incremental-streaming-output")
+            probe["flags"].append("--incremental-streaming-output")
         command += list(cfg.server_args)
-        return Launch(command, algorithm_config)
+        return Launch(command, algorithm_config, probe)
+
+    def stream_options(self) -> dict:
+        if self.protocol != "generate":
+            return {}
+        return {"incremental": self.runner_cfg.incremental_streaming_output}
 
     def server_info(self, base_url: str, served: dict) -> dict:
-        info = http_json_or_none(f"{base_url}/get_server_info") or http_json_or_none(f"{base_url}/server_info")
-        return {"served_model": served, "server_info": info}
+        return {"served_model": served, "server_info": self._server_info(base_url)}
 
-    def engine_version(self, base_url: str, python: str | None) -> str | None:
-        for path in ("/get_server_info", "/server_info"):
-            info = http_json_or_none(f"{base_url}{path}") or {}
-            if info.get("version"):
-                return f"sglang=={info['version']}"
-        return package_version(python, self.distributions) if python else None
+    @staticmethod
+    def _server_info(base_url: str) -> dict | None:
+        # /server_info first: /get_server_info is its deprecated alias
+        return http_json_or_none(f"{base_url}/server_info") or http_json_or_none(f"{base_url}/get_server_info")
 
-    def request_columns(self, result) -> dict:
+    def served_version(self, base_url: str) -> str | None:
+        info = self._server_info(base_url) or {}
+        return f"sglang=={info['version']}" if info.get("version") else None
+
+    def request_columns(self, result, new_tokens: int | None) -> dict:
         meta = result.engine_meta
         if not meta:
             return {}
-        return {"engine_spec_verify_ct": meta.get("spec_verify_ct"), "engine_accept_length": meta.get("spec_accept_length")}
+        verify = meta.get("spec_verify_ct")
+        accepted = meta.get("spec_num_correct_drafts", meta.get("spec_accepted_drafts"))
+        return {
+            "engine_spec_verify_ct": verify,
+            "engine_spec_accepted_drafts": accepted,
+            "engine_accept_length": accept_length_per_verify(verify, accepted, new_tokens),
+            "engine_accept_length_reported": meta.get("spec_accept_length"),
+        }

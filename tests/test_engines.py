@@ -19,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from harness.cli import CONFIG_DIR
 from harness.config import ConfigError, register_configs, to_bench_config
 from harness.crosscheck import TOLERANCE, crosscheck_table, flag_engine_rows
+from harness.engine_metrics import accept_length_per_verify, itl_per_chunk, itl_split_per_token
 from harness.records import to_table
 from runners.engines.client import (
     OpenAICompletionsStream,
@@ -64,18 +65,34 @@ def test_openai_stream_counts_tokens_per_chunk_and_one_gap_per_chunk():
         openai_chunk("d", [13], 4, finish="length"),
         {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
          "metrics": {"speculative_decoding": {"num_spec_steps": 2, "mean_acceptance_length": 1.5,
-                                              "per_step_accepted": [1, 0]}}},
+                                              "num_accepted_draft_tokens": 1, "per_step_accepted": [1, 0]}}},
     ]
     result = feed(OpenAICompletionsStream(), events)
     assert result.chunk_tokens == [1, 2, 1]
     assert result.chunk_times_s == pytest.approx([0.1, 0.2, 0.3])
-    assert result.itl_s == pytest.approx([0.1, 0.1])  # the usage-only chunk is not output
+    assert itl_per_chunk(result.chunk_times_s) == pytest.approx([0.1, 0.1])  # the usage-only chunk is not output
     assert result.ttft_s == pytest.approx(0.1) and result.e2e_s == pytest.approx(0.3)
     assert result.output_token_ids == [10, 11, 12, 13] and result.text == "abcd"
     assert result.completion_tokens == 4 and result.prompt_tokens == 3
     assert result.finish_reason == "length"
-    columns = VllmRunner().request_columns(result)
-    assert columns == {"engine_spec_verify_ct": 2, "engine_accept_length": 1.5, "accept_lengths": [2, 1]}
+    columns = VllmRunner().request_columns(result, result.completion_tokens)
+    assert columns == {"engine_spec_verify_ct": 2, "engine_spec_accepted_drafts": 1, "engine_accept_length": 1.5,
+                       "engine_accept_length_reported": 1.5, "accept_lengths": [2, 1]}
+
+
+def test_the_two_itl_definitions():
+    times, tokens = [0.1, 0.4, 0.5, 1.1], [1, 3, 1, 2]
+    assert itl_per_chunk(times) == pytest.approx([0.3, 0.1, 0.6])  # vLLM: one gap per chunk
+    # SGLang bench_serving: a chunk of n tokens gives n values of gap / n; the first chunk gives none
+    assert itl_split_per_token(times, tokens) == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.3, 0.3])
+    assert sum(itl_split_per_token(times, tokens)) == pytest.approx(sum(itl_per_chunk(times)))
+
+
+def test_acceptance_length_leaves_the_first_token_out_on_both_engines():
+    # 9 tokens = the prefill's first token + 4 verify steps emitting 2 each (1 accepted draft + bonus)
+    assert accept_length_per_verify(4, 4, 9) == pytest.approx(2.0)
+    assert accept_length_per_verify(4, None, 9) == pytest.approx(2.0)  # from the token count
+    assert accept_length_per_verify(0, 0, 1) is None and accept_length_per_verify(None, None, 9) is None
 
 
 def test_openai_stream_error_event_fails_the_request():
@@ -110,16 +127,26 @@ def test_sglang_generate_cumulative_stream_with_speculative_meta_info():
     assert result.chunk_times_s == pytest.approx([0.1, 0.3, 0.4])
     assert result.output_token_ids == [10, 11, 12, 13, 14] and result.text == "abcde"
     assert result.finish_reason == "length" and result.completion_tokens == 5
-    assert SglangRunner().request_columns(result) == {"engine_spec_verify_ct": 2, "engine_accept_length": 2.5}
+    # SGLang's 2.5 counts the prefill's first token (5 / 2); normalised as vLLM counts: (5 - 1) / 2
+    assert SglangRunner().request_columns(result, 5) == {
+        "engine_spec_verify_ct": 2, "engine_spec_accepted_drafts": None, "engine_accept_length": 2.0,
+        "engine_accept_length_reported": 2.5}
+    correct = feed(SGLangGenerateStream(), [sglang_event("ab", [10, 11], 5, spec_verify_ct=2, spec_accept_length=2.5,
+                                                          spec_num_correct_drafts=1)])
+    assert SglangRunner().request_columns(correct, 5)["engine_accept_length"] == pytest.approx(1.5)
 
 
 def test_sglang_generate_incremental_stream():
+    # --incremental-streaming-output: each event carries only its new text and ids
     events = [sglang_event("a", [10], 1), sglang_event("bc", [11, 12], 3),
               sglang_event("", [1], 4, finish={"type": "stop", "matched": 1})]
-    result = feed(SGLangGenerateStream(), events)
+    result = feed(SGLangGenerateStream(incremental=True), events)
     assert result.output_token_ids == [10, 11, 12, 1] and result.text == "abc"
     assert result.chunk_tokens == [1, 2, 1] and result.finish_reason == "eos"
-    assert SglangRunner().request_columns(result) == {}
+    assert SglangRunner().request_columns(result, 4) == {}
+    # a first event of two tokens: the incremental parser appends, it does not mistake it for the whole output
+    two = feed(SGLangGenerateStream(incremental=True), [sglang_event("ab", [10, 11], 2), sglang_event("c", [12], 3)])
+    assert two.output_token_ids == [10, 11, 12] and two.text == "abc"
 
 
 # --- Prometheus counters ------------------------------------------------------------------------
@@ -148,12 +175,17 @@ def test_counters_are_summed_over_engines_and_differenced():
         counter_delta(after, before, "vllm:generation_tokens_total")
 
 
-def test_vllm_counter_columns_count_an_absent_family_as_zero():
+def test_vllm_counter_families_the_engine_did_not_register_are_null(caplog):
     before, after = Snapshot(parse_metrics(METRICS_BEFORE)), Snapshot(parse_metrics(METRICS_AFTER))
-    columns = VllmRunner().counter_columns(before, after)
-    assert columns["engine_spec_num_drafts"] == 6
-    assert columns["engine_diffusion_denoising_steps"] == 0  # family not registered: mechanism off
-    assert columns["engine_steps"] is None  # a metric every vLLM exports, absent here: unknown, not 0
+    columns = VllmRunner().counter_columns(composed("runner=vllm-cpu-ngram"), before, after)
+    assert columns["engine_spec_num_drafts"] == 6 and columns["engine_generation_tokens"] == 40
+    assert columns["engine_diffusion_denoising_steps"] is None  # not registered: not measured, not 0
+    assert "engine_steps" not in columns  # vLLM's iteration histogram counts output batches, not steps
+    assert not caplog.records  # speculation configured and its counters present: nothing to warn about
+    diffusion = composed("model=nemotron-labs-diffusion-8b", "mode=diffusion", "runner=vllm-nemotron")
+    columns = VllmRunner().counter_columns(diffusion, before, after)
+    assert columns["engine_diffusion_committed_tokens"] is None
+    assert "registered no diffusion counters although the cell configures it" in caplog.text
 
 
 # --- launch commands (dry run: nothing is started) ---------------------------------------------
@@ -167,16 +199,22 @@ def test_vllm_nemotron_diffusion_and_ar_commands():
     bench = nemotron("mode=diffusion", "runner=vllm-nemotron", "mode.block_length=32")
     launch = VllmRunner().launch(bench, facts, "/opt/vllm/bin/python")
     command = launch.command
-    assert command[:3] == ["/opt/vllm/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
+    # `vllm serve`, not the deprecated api_server module
+    assert command[:5] == ["/opt/vllm/bin/python", "-m", "vllm.entrypoints.cli.main", "serve", facts.source]
     assert command[command.index("--host") + 1] == "127.0.0.1" and "--port" not in command
     config = json.loads(command[command.index("--diffusion-config") + 1])
     assert config == {"canvas_length": 32, "selection_policy": "confidence_threshold", "confidence_threshold": 0.9}
     assert launch.algorithm_config == command[command.index("--diffusion-config") + 1]
+    assert launch.probe == {"entrypoint": "serve", "diffusion_config": config}  # what the probe must confirm
+    assert command[command.index("--max-num-seqs") + 1] == "256"  # runner.max_running_requests
     assert command[-2:] == ["--max-model-len", "32768"]
 
     ar = VllmRunner().launch(nemotron("mode=ar", "runner=vllm-nemotron"), ModelFacts(facts.source, facts.family, None), "python")
     override = json.loads(ar.command[ar.command.index("--hf-overrides") + 1])
-    assert override == {"architectures": ["NemotronLabsDiffusionForCausalLM"]}
+    assert override == {"ar_mode": True} and ar.probe == {"entrypoint": "serve", "hf_overrides": {"ar_mode": True}}
+    cpu = VllmRunner().launch(composed("runner=vllm-cpu"), ModelFacts("/m", "qwen3", None), "python").command
+    assert cpu[:4] == ["python", "-m", "vllm.entrypoints.openai.api_server", "--model"]  # runner.entrypoint=api_server
+    assert "--diffusion-config" not in ar.command  # vLLM refuses a diffusion config in AR mode
 
 
 def test_vllm_eagle3_command_and_its_mode_rule():
@@ -205,7 +243,11 @@ def test_sglang_linear_spec_and_fastdiffuser_commands(tmp_path):
     yaml_path.unlink()  # the launch writes the engine's YAML; nothing is started here
     assert yaml_text == f'block_size: 32\ncausal_context: true\nlora_path: "{lora}"\nlora_mode: "draft_only"\n'
     assert launch.algorithm_config.endswith(yaml_text)
-    assert command[-5:] == ["--trust-remote-code", "--max-running-requests", "128", "--context-length", "32768"]
+    assert command[command.index("--max-running-requests") + 1] == "256" and "--incremental-streaming-output" in command
+    assert command[-3:] == ["--trust-remote-code", "--context-length", "32768"]
+    assert launch.probe == {"dllm_algorithm": "LinearSpec", "flags": ["--dllm-algorithm-config", "--incremental-streaming-output"],
+                            "dllm_config": {"block_size": 32, "causal_context": True, "lora_path": str(lora),
+                                            "lora_mode": "draft_only"}}
 
     diffusion = SglangRunner().launch(nemotron("mode=diffusion", "runner=sglang-nemotron", "mode.block_length=16"),
                                       ModelFacts("x", "nemotron_labs_diffusion", 16), "python").command
@@ -227,14 +269,21 @@ def test_sglang_eagle3_and_missing_lora_are_explained():
                               ModelFacts("nvidia/Nemotron-Labs-Diffusion-8B", "nemotron_labs_diffusion", 32), "python")
 
 
-@pytest.mark.parametrize("override,message", [
-    ("runner.concurrency=0", "runner.concurrency: must be >= 1"),
-    ("runner.protocol=grpc", "runner.protocol: 'grpc' is not valid; choose one of: openai"),
-    ("runner.base_url=localhost:8000", "runner.base_url: 'localhost:8000' must look like http://host:port"),
+@pytest.mark.parametrize("overrides,message", [
+    (["runner.concurrency=0"], "runner.concurrency: must be >= 1"),
+    (["runner.protocol=grpc"], "runner.protocol: 'grpc' is not valid; choose one of: openai"),
+    (["runner.base_url=localhost:8000"], "runner.base_url: 'localhost:8000' must look like http://host:port"),
+    (["runner.concurrency=512"], "runner.max_running_requests: 256 is below runner.concurrency=512"),
+    (["runner.server_args=[--max-num-seqs,8]"], "runner.server_args: --max-num-seqs is set by runner.max_running_requests"),
+    (["runner.venv=../elsewhere"], "runner.venv: '../elsewhere' must be a folder name under the repository"),
+    (["model=nemotron-labs-diffusion-8b", "mode=diffusion", "mode.threshold=1.0"],
+     "mode.threshold: vLLM's diffusion takes a confidence threshold strictly inside (0, 1), got 1.0"),
+    (["model=nemotron-labs-diffusion-8b", "mode=diffusion", "mode.threshold=0"], "strictly inside (0, 1), got 0.0"),
 ])
-def test_engine_config_errors_name_the_key(override, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
-        composed("runner=vllm", override)
+def test_engine_config_errors_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        composed("runner=vllm", *overrides)
+    composed("runner=reference", *[o for o in overrides if not o.startswith("runner.")])  # engine rules only
 
 
 # --- a server that fails ------------------------------------------------------------------------
@@ -254,17 +303,20 @@ def test_a_failing_engine_is_a_failed_cell_and_the_sweep_goes_on(tmp_path, rando
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\necho \"fake engine: CUDA driver not found ($*)\" >&2\nexit 1\n")
     fake.chmod(0o755)
-    result = run_cli("-m", "runner=vllm", f"runner.python={fake}", f"model.source={random_checkpoint}",
-                     "task.num_samples=1", "task=copy,sort", "sweep=single", "sweep.name=dead", f"results_dir={tmp_path}", timeout=300)
+    # With the probe, the broken interpreter fails it; without, the server start fails.
+    result = run_cli("-m", "runner=vllm", f"runner.python={fake}", f"model.source={random_checkpoint}", "task=copy",
+                     "task.num_samples=1", "runner.probe=true,false", "sweep=single", "sweep.name=dead",
+                     f"results_dir={tmp_path}", timeout=300)
     assert result.returncode == 1, result.stderr  # failed cells are data, and the exit status says so
     assert "2 cell(s) failed in this run" in result.stderr
     records = pd.read_parquet(tmp_path / "dead")
     assert len(records) == 2 and (records["status"] == "failed").all()  # both cells recorded
-    for error in records["error"]:
-        assert "exited with code 1" in error and "fake engine: CUDA driver not found" in error
-        assert "--host 127.0.0.1" in error
-        for log in re.findall(r"server log \((\S+)\)", error):
-            Path(log).unlink()
+    probed, launched = sorted(records["error"], key=lambda e: "capability probe" not in e)
+    assert "the capability probe failed" in probed and "fake engine: CUDA driver not found" in probed
+    assert "exited with code 1" in launched and "fake engine: CUDA driver not found" in launched
+    assert "--host 127.0.0.1" in launched
+    for log in re.findall(r"server log \((\S+)\)", launched):
+        Path(log).unlink()
 
 
 # --- cross-runner consistency ---------------------------------------------------------------------
@@ -298,15 +350,17 @@ def test_crosscheck_flags_a_difference_beyond_the_tolerance():
 
 
 def test_crosscheck_linear_spec_acceptance_and_the_cases_it_cannot_judge():
-    ref = reference_rows("linear_spec", accept_lengths=[4, 4])
-    engine = rows("sglang", "linear_spec", ["a", "b"], new_tokens=8, engine_spec_verify_ct=2)  # 4 per verify
+    # 8 tokens = the prefill's first + 7 from two verify steps (4 and 3): acceptance 3.5 in both
+    # runners' counting; SGLang's own completion_tokens / verify_ct would say 4.0
+    ref = reference_rows("linear_spec", accept_lengths=[4, 3])
+    engine = rows("sglang", "linear_spec", ["a", "b"], new_tokens=8, engine_spec_verify_ct=2)
     other_samples = [{**r, "cell_key": "other"} for r in rows("vllm", "linear_spec", ["a", "z"], new_tokens=8,
                                                               engine_spec_verify_ct=2)]
     ar_eagle = rows("vllm", "ar", ["a"], new_tokens=8, engine_spec_num_drafts=3, block_length=None, threshold=None)
     records = to_table(ref + engine + other_samples + ar_eagle).to_pandas()
     table = crosscheck_table(records).set_index("cell_key")
     assert table.loc["sglang-linear_spec", "flag"] == "ok"
-    assert table.loc["sglang-linear_spec", "engine_accept_length"] == pytest.approx(4.0)
+    assert table.loc["sglang-linear_spec", "engine_accept_length"] == pytest.approx(3.5)
     assert table.loc["other", "flag"] == "not_comparable: the reference cell decoded other samples"
     assert table.loc["vllm-ar", "flag"] == "no_reference"
 
@@ -328,7 +382,7 @@ def test_a_server_that_dies_during_the_cell_is_a_failed_cell_with_its_log_tail(t
     wrapper = tmp_path / "python"
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {Path(__file__).parent / "fake_engine.py"} "$@"\n')
     wrapper.chmod(0o755)
-    result = run_cli("runner=vllm", f"runner.python={wrapper}", "runner.server_args=[--die-at,2]",
+    result = run_cli("runner=vllm", f"runner.python={wrapper}", "runner.server_args=[--die-at,2]", "runner.probe=false",
                      f"model.source={random_checkpoint}", "task.num_samples=2", "sweep=single", "sweep.name=crash",
                      f"results_dir={tmp_path}", timeout=300)
     assert result.returncode == 1, result.stderr  # the failed cell is recorded, and the exit status says so

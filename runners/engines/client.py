@@ -3,8 +3,8 @@
 Timing follows vLLM's `vllm bench serve` (vllm/benchmarks/lib/endpoint_request_func.py):
   start      just before the HTTP request is sent
   TTFT       start -> the first stream chunk that carries output (OpenAI: non-empty `choices`)
-  ITL        the gap between consecutive output-bearing chunks: ONE gap per chunk, so a chunk
-             that carries several tokens (speculative or diffusion decoding) is one gap, not many
+  chunks     the arrival time (from request start) and token count of every output-bearing
+             chunk; both ITL definitions derive from them (harness.engine_metrics)
   E2E        start -> the last output-bearing chunk (the trailing usage-only chunk is not output)
   tokens     `usage.completion_tokens` of the final chunk (stream_options.include_usage), and per
              chunk from vLLM's `continuous_usage_stats` (cumulative count on every chunk)
@@ -61,10 +61,6 @@ class StreamResult:
     def e2e_s(self) -> float | None:
         return self.chunk_times_s[-1] if self.chunk_times_s else None
 
-    @property
-    def itl_s(self) -> list[float]:
-        times = self.chunk_times_s
-        return [b - a for a, b in zip(times, times[1:])]
 
 
 class OpenAICompletionsStream:
@@ -122,13 +118,14 @@ class OpenAICompletionsStream:
 class SGLangGenerateStream:
     """SGLang's native `POST /generate`: `input_ids` in; each event carries `meta_info` with the
     cumulative `completion_tokens` and, for speculative decoding, `spec_verify_ct` and friends.
-    `text` / `output_ids` are cumulative by default and incremental with
-    --incremental-streaming-output; both are recognised."""
+    `text` / `output_ids` are the whole output so far by default, and only the event's new part
+    with --incremental-streaming-output (`incremental=True`: the server must have been started so)."""
 
     path = "/generate"
 
-    def __init__(self):
+    def __init__(self, incremental: bool = False):
         self.counted = 0
+        self.incremental = incremental
 
     @staticmethod
     def payload(spec: RequestSpec, model: str) -> dict:
@@ -148,13 +145,15 @@ class SGLangGenerateStream:
         if new > 0:  # an event without new tokens is not an output chunk
             result.chunk_times_s.append(t)
             result.chunk_tokens.append(new)
-            ids = data.get("output_ids")
-            cumulative = ids is not None and len(ids) == total
-            if ids is not None:
-                result.output_token_ids = list(ids) if cumulative else (result.output_token_ids or []) + list(ids)
-            text = data.get("text")
-            if text is not None:
-                result.text = text if (cumulative or ids is None and text.startswith(result.text)) else result.text + text
+            ids, text = data.get("output_ids"), data.get("text")
+            if self.incremental:
+                if ids is not None:
+                    result.output_token_ids = (result.output_token_ids or []) + list(ids)
+                result.text += text or ""
+            else:
+                if ids is not None:
+                    result.output_token_ids = list(ids)
+                result.text = text if text is not None else result.text
             self.counted = total
         result.completion_tokens = total
         result.prompt_tokens = meta.get("prompt_tokens", result.prompt_tokens)
@@ -183,8 +182,9 @@ def parse_sse_line(line: str) -> dict | None | str:
     return body if body == "[DONE]" else json.loads(body)
 
 
-async def stream_request(session, url: str, protocol: str, model: str, spec: RequestSpec, cell_start: float) -> StreamResult:
-    decoder = PROTOCOLS[protocol]()
+async def stream_request(session, url: str, protocol: str, model: str, spec: RequestSpec, cell_start: float,
+                         options: dict) -> StreamResult:
+    decoder = PROTOCOLS[protocol](**options)
     result = StreamResult(spec)
     start = time.perf_counter()
     result.start_s = start - cell_start
@@ -208,9 +208,10 @@ async def stream_request(session, url: str, protocol: str, model: str, spec: Req
 
 
 async def run_requests(base_url: str, protocol: str, model: str, specs: list[RequestSpec], concurrency: int,
-                       timeout_s: float) -> tuple[list[StreamResult], float]:
+                       timeout_s: float, options: dict | None = None) -> tuple[list[StreamResult], float]:
     """All `specs`, at most `concurrency` in flight (closed loop, as `vllm bench serve
-    --max-concurrency N --request-rate inf`). Returns the results in spec order and the duration."""
+    --max-concurrency N --request-rate inf`). Returns the results in spec order and the duration.
+    `options` go to the protocol's stream parser (SGLang: incremental)."""
     import aiohttp
 
     limit = asyncio.Semaphore(concurrency)
@@ -221,7 +222,8 @@ async def run_requests(base_url: str, protocol: str, model: str, specs: list[Req
 
         async def one(spec: RequestSpec) -> StreamResult:
             async with limit:
-                return await stream_request(session, base_url.rstrip("/"), protocol, model, spec, cell_start)
+                return await stream_request(session, base_url.rstrip("/"), protocol, model, spec, cell_start,
+                                            options or {})
 
         results = await asyncio.gather(*(one(spec) for spec in specs))
         duration = time.perf_counter() - cell_start

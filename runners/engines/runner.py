@@ -1,10 +1,11 @@
 """What vLLM and SGLang runners share: launch or reach the server, send the cell, build records.
 
-One cell: warm-up requests (not recorded), read the engine's counters, send `num_requests`
-requests with `concurrency` in flight, read the counters again, difference them. Every row
-carries the engine version, the full launch command and the cell's counter deltas. A server that
-fails to start or dies during the cell raises `EngineServerError` with its log tail, which the
-harness records as a failed cell before going on with the sweep.
+One cell: probe the engine build (runners/engines/builds.py; a build that cannot serve the cell
+skips it before anything loads), warm-up requests (not recorded), read the engine's counters, send
+`num_requests` requests with `concurrency` in flight, read the counters again, difference them.
+Every row carries the engine build, the full launch command and the cell's counter deltas. A
+server that fails to start or dies during the cell raises `EngineServerError` with its log tail,
+which the harness records as a failed cell before going on with the sweep.
 """
 
 from __future__ import annotations
@@ -12,23 +13,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import subprocess
 import zlib
 from abc import abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from harness.config import ConfigError
+from harness.engine_metrics import itl_per_chunk, itl_split_per_token
 from harness.models import resolve_source
 from harness.prompts import Unfittable
 from reference_decoders.loading import load_tokenizer, read_checkpoint_config
 from reference_decoders.params import DEFAULT_BLOCK_LENGTH
 from runners.base import CellInfo, Runner, SampleResult
+from runners.engines.builds import build_columns, engine_python, require_build, run_probe
 from runners.engines.client import RequestSpec, StreamResult, run_requests
 from runners.engines.server import SERVERS, EngineServer, EngineServerError, http_json, http_ok, served_models
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -36,31 +35,14 @@ class ModelFacts:
     source: str  # resolved: a local path or a hub id
     family: str | None  # nemotron_labs_diffusion, qwen3, ... (None: unknown)
     block_length: int | None  # resolved for the non-ar modes
+    architecture: str | None = None  # the checkpoint's architectures[0] (what the engine's registry must know)
 
 
 @dataclass
 class Launch:
     command: list[str]  # without --port (the server picks a free port at start)
     algorithm_config: str | None = None  # what the mode handed the engine (JSON / YAML text)
-
-
-def engine_python(runner_cfg) -> str:
-    """runner.python, else the project's convention <repo>/.venv-<engine>/bin/python, else python3."""
-    if runner_cfg.python:
-        return runner_cfg.python
-    venv = REPO_ROOT / f".venv-{runner_cfg.name}" / "bin" / "python"
-    return str(venv) if venv.exists() else "python3"
-
-
-def package_version(python: str, names: tuple[str, ...]) -> str | None:
-    """Version of the first installed distribution among `names`, asked of the engine's interpreter."""
-    script = ("import importlib.metadata as m, sys\nfor n in sys.argv[1:]:\n    try:\n"
-              "        print(n + '==' + m.version(n)); break\n    except m.PackageNotFoundError: pass")
-    try:
-        out = subprocess.run([python, "-c", script, *names], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
+    probe: dict = field(default_factory=dict)  # what probe.py must confirm the build serves
 
 
 def model_facts(bench) -> ModelFacts:
@@ -73,7 +55,8 @@ def model_facts(bench) -> ModelFacts:
     block_length = None
     if bench.mode.name != "ar":
         block_length = bench.mode.block_length or raw.get("block_size") or DEFAULT_BLOCK_LENGTH
-    return ModelFacts(source=source, family=family, block_length=block_length)
+    architecture = (raw.get("architectures") or [None])[0]
+    return ModelFacts(source=source, family=family, block_length=block_length, architecture=architecture)
 
 
 class EngineRunner(Runner):
@@ -81,7 +64,6 @@ class EngineRunner(Runner):
 
     name: str
     modes: tuple[str, ...]
-    distributions: tuple[str, ...]  # package names to ask for the engine's version
     counter_rule: str
 
     def __init__(self):
@@ -91,6 +73,7 @@ class EngineRunner(Runner):
         self.protocol: str = "openai"
         self.cell_columns: dict = {}
         self.tokenizer = None
+        self.runner_cfg = None
 
     # -- engine specifics -------------------------------------------------------------------
     @abstractmethod
@@ -98,7 +81,8 @@ class EngineRunner(Runner):
         """The server command (no port) for this cell's model and mode."""
 
     @abstractmethod
-    def engine_version(self, base_url: str, python: str | None) -> str | None: ...
+    def served_version(self, base_url: str) -> str | None:
+        """The version the running server reports (for runner.base_url servers and probe=false)."""
 
     def server_info(self, base_url: str, served: dict) -> dict:
         return {"served_model": served}
@@ -107,10 +91,10 @@ class EngineRunner(Runner):
         """A snapshot of the engine's counters (None: this engine has none to difference)."""
         return None
 
-    def counter_columns(self, before, after) -> dict:
+    def counter_columns(self, bench, before, after) -> dict:
         return {}
 
-    def request_columns(self, result: StreamResult) -> dict:
+    def request_columns(self, result: StreamResult, new_tokens: int | None) -> dict:
         """Per-request engine statistics -> record columns (accept_lengths, engine_*)."""
         return {}
 
@@ -122,9 +106,9 @@ class EngineRunner(Runner):
                               "set runner.concurrency instead and leave mode.batch_size at 1")
         facts = model_facts(bench)
         self.protocol = cfg.protocol
-        self.tokenizer = load_tokenizer(facts.source, bench.model.revision)
-        python = None
+        self.runner_cfg = cfg
         algorithm_config = None
+        report = None
         if cfg.base_url:
             self.server = None
             self.base_url = cfg.base_url.rstrip("/")
@@ -134,8 +118,14 @@ class EngineRunner(Runner):
         else:
             python = engine_python(cfg)
             launch = self.launch(bench, facts, python)
-            algorithm_config = launch.algorithm_config
             env = {str(k): str(v) for k, v in (cfg.env or {}).items()}
+            if cfg.probe:  # before the tokenizer, the server and the weights: a skip costs seconds
+                report = run_probe(python, {"engine": self.name, "architecture": facts.architecture,
+                                            "max_running_requests": cfg.max_running_requests, **launch.probe}, env)
+                require_build(cfg, report)
+            algorithm_config = launch.algorithm_config
+        self.tokenizer = load_tokenizer(facts.source, bench.model.revision)
+        if not cfg.base_url:
             self.server = SERVERS.get(launch.command, env, cfg.startup_timeout_s, cfg.log_tail_lines)
             self.base_url = self.server.base_url
             command_text = self.server.command_line()
@@ -143,9 +133,12 @@ class EngineRunner(Runner):
         if not served:
             raise EngineServerError(f"{self.base_url}/v1/models lists no model{self.log_tail()}")
         self.model_id = served[0]["id"]
+        kept = report.value("max_running_requests") if report is not None else None
         self.cell_columns = {
             "concurrency": cfg.concurrency,
-            "engine_version": self.engine_version(self.base_url, python),
+            "engine_version": self.served_version(self.base_url),
+            **build_columns(cfg, report),
+            "engine_max_running_requests": None if cfg.base_url else (kept or cfg.max_running_requests),
             "engine_command": command_text,
             "engine_algorithm_config": algorithm_config,
             "engine_server_info": json.dumps(self.server_info(self.base_url, served[0]), default=str),
@@ -181,7 +174,7 @@ class EngineRunner(Runner):
         if self.server is not None and not self.server.alive():
             raise EngineServerError(f"engine server died during the cell (exit code {self.server.process.returncode})"
                                     f"{self.log_tail()}")
-        counters = self.counter_columns(before, after) if before is not None and after is not None else {}
+        counters = self.counter_columns(bench, before, after) if before is not None and after is not None else {}
         cell = {**self.cell_columns, **counters, "cell_duration_s": duration, "engine_counter_rule": self.counter_rule}
         for result in results:
             yield self.to_sample_result(result, cell)
@@ -199,8 +192,13 @@ class EngineRunner(Runner):
                                      bench.mode.temperature, seed, cfg.ignore_eos))
         return specs
 
+    def stream_options(self) -> dict:
+        """Options of the protocol's stream parser (the engine's output format)."""
+        return {}
+
     def send(self, specs: list[RequestSpec], concurrency: int, timeout_s: float) -> tuple[list[StreamResult], float]:
-        return asyncio.run(run_requests(self.base_url, self.protocol, self.model_id, specs, concurrency, timeout_s))
+        return asyncio.run(run_requests(self.base_url, self.protocol, self.model_id, specs, concurrency, timeout_s,
+                                        self.stream_options()))
 
     def log_tail(self) -> str:
         return f"\n{self.server.log_tail()}" if self.server is not None else ""
@@ -218,8 +216,10 @@ class EngineRunner(Runner):
         if new_tokens is None:
             new_tokens = len(ids) if ids is not None else (sum(chunk_tokens) if chunk_tokens else None)
         text = self.tokenizer.decode(ids, skip_special_tokens=True) if ids is not None and self.tokenizer else result.text
-        extra.update(itl_s=result.itl_s, chunk_tokens=chunk_tokens, engine_prompt_tokens=result.prompt_tokens,
-                     **self.request_columns(result))
+        extra.update(itl_s=itl_per_chunk(result.chunk_times_s),
+                     itl_split_s=itl_split_per_token(result.chunk_times_s, chunk_tokens) if chunk_tokens else None,
+                     chunk_tokens=chunk_tokens, engine_prompt_tokens=result.prompt_tokens,
+                     **self.request_columns(result, new_tokens))
         accept_lengths = extra.pop("accept_lengths", None)
         return SampleResult(
             new_tokens=new_tokens,
