@@ -338,8 +338,11 @@ class TaskConfig:
     source: Optional[str] = None
     revision: Optional[str] = None  # hub commit; None = the task's pinned one
     split: Optional[str] = None  # None = the task's evaluation split
-    few_shot: Optional[int] = None  # None = the task's reference count
-    use_chat_template: Optional[bool] = None  # None = when the tokenizer has one
+    few_shot: Optional[int] = None  # None = the protocol's reference count
+    use_chat_template: Optional[bool] = None  # None = as the protocol prompts (or when the tokenizer has one)
+    # whose prompts and scorer: lm-eval | nemo-skills | ruler | harness (harness/tasks/README.md);
+    # None = the task's default, resolved here so that the cell key hashes the protocol that runs
+    protocol: Optional[str] = None
 
     def __post_init__(self):
         from harness.tasks import REGISTRY
@@ -348,9 +351,13 @@ class TaskConfig:
         _require(self.num_samples >= 0, "task.num_samples", f"must be >= 0, got {self.num_samples}")
         _require(self.max_new_tokens >= 1, "task.max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         _require(self.few_shot is None or self.few_shot >= 0, "task.few_shot", f"must be >= 0, got {self.few_shot}")
-        most = REGISTRY[self.name].max_few_shot
+        task = REGISTRY[self.name]
+        if self.protocol is None:
+            self.protocol = task.protocol(None).name
+        _choice(self.protocol, "task.protocol", tuple(p.name for p in task.protocols))
+        most = task.protocol(self.protocol).max_few_shot
         _require(self.few_shot is None or most is None or self.few_shot <= most, "task.few_shot",
-                 f"task {self.name} takes at most {most} exemplars, got {self.few_shot}")
+                 f"task {self.name} ({self.protocol} protocol) takes at most {most} exemplars, got {self.few_shot}")
 
 
 @dataclass

@@ -45,7 +45,7 @@ def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
         **identity_columns(cell),
         **hardware_columns(bench.hardware, hardware),
         **timing_columns(bench.runner),
-        "task_version": get_task(bench.task.name).version,
+        **protocol_columns(bench),
         "started_at": dt.datetime.now(dt.timezone.utc),
         **environment.capture(),
     }
@@ -65,6 +65,14 @@ def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
     errors = sum(r.get("status") != "ok" for r in rows)
     log.info("cell %s done: %d records, %d sample errors -> %s", cell.label, len(rows), errors, path.name)
     return {**summary, "status": "ok", "rows": len(rows), "errors": errors, "file": str(path)}
+
+
+def protocol_columns(bench: BenchConfig) -> dict:
+    """The task's version and the protocol it was prompted and scored under (task.protocol, resolved)."""
+    task = get_task(bench.task.name)
+    protocol = task.protocol(bench.task.protocol)
+    return {"task_version": task.version, "task_protocol": protocol.name, "task_protocol_version": protocol.version,
+            "task_protocol_reference": protocol.reference}
 
 
 def timing_columns(runner_cfg) -> dict:

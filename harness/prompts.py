@@ -34,11 +34,22 @@ class Unfittable:
     reason: str
 
 
-def uses_chat_template(tokenizer, cfg: TaskConfig) -> bool:
+def uses_chat_template(tokenizer, cfg: TaskConfig, task: Task) -> bool:
+    """task.use_chat_template when set, else as the task's protocol prompts: a protocol whose
+    reference prompts through the chat template (NeMo-Skills) needs a tokenizer that has one."""
     has_template = bool(getattr(tokenizer, "chat_template", None))
     if cfg.use_chat_template and not has_template:
         raise ValueError("task.use_chat_template is true but the tokenizer has no chat template")
-    return has_template if cfg.use_chat_template is None else cfg.use_chat_template
+    if cfg.use_chat_template is not None:
+        return cfg.use_chat_template
+    wanted = task.protocol(cfg.protocol).chat
+    if wanted and not has_template:
+        raise ValueError(
+            f"task.protocol={cfg.protocol} prompts {cfg.name} through the chat template, but the tokenizer has none; "
+            f"choose another protocol ({', '.join(p.name for p in task.protocols)}) or set task.use_chat_template=false "
+            "(recorded as chat_template=false: not the reference's prompt)"
+        )
+    return has_template if wanted is None else wanted
 
 
 def encode(tokenizer, text: str, chat: bool) -> list[int]:
@@ -49,7 +60,7 @@ def encode(tokenizer, text: str, chat: bool) -> list[int]:
 
 
 def build_samples(task: Task, cfg: TaskConfig, tokenizer, input_tokens: int) -> list[Sample | Unfittable]:
-    chat = uses_chat_template(tokenizer, cfg)
+    chat = uses_chat_template(tokenizer, cfg, task)
     return [fit(task, example, cfg, tokenizer, input_tokens, chat) for example in task.examples(cfg)]
 
 

@@ -54,6 +54,9 @@ _IDENTITY = [
     Column("context_tokens", pa.int64(), "configured prompt length in model tokens (0 = the task's own)"),
     Column("task", pa.string(), "task name"),
     Column("task_version", pa.string(), "task version (data, prompt and scorer)"),
+    Column("task_protocol", pa.string(), "whose prompts and scorer the task ran under (task.protocol): lm-eval | nemo-skills | ruler | harness"),
+    Column("task_protocol_version", pa.string(), "version of that protocol in this harness (bumped when its prompt or scorer changes)"),
+    Column("task_protocol_reference", pa.string(), "the reference code and version the protocol reproduces (harness/tasks/README.md)"),
     Column("seed", pa.int64(), "decode seed"),
     Column("timing_only", pa.bool_(), "random weights with real shapes: TPF and accuracy are not meaningful"),
 ]
@@ -83,6 +86,8 @@ _SAMPLE = [
     Column("reference_answer", pa.string(), "the task's expected answer"),
     Column("extracted_answer", pa.string(), "the answer read from the completion"),
     Column("correct", pa.bool_(), "scored correct (null when not scored)"),
+    Column("score", pa.float64(), "the protocol's per-sample score in [0, 1]: 1/0 for a verdict, the fraction of "
+           "reference strings found for RULER's string_match_all (partial credit); correct = (score == 1); null when not scored"),
     Column("score_detail", pa.string(), "why the scorer failed the sample, when not obvious"),
 ]
 
@@ -154,8 +159,9 @@ _ACCURACY = [
     Column("dataset_split", pa.string(), "<config>/<split> the examples were read from"),
     Column("sample_category", pa.string(), "the dataset's grouping of the sample (SPEED-Bench category, MATH subject and level, needle depth)"),
     Column("prompt_tokens_o200k", pa.int64(), "prompt text (before any chat template) in tiktoken o200k_base tokens, SPEED-Bench's count (null: o200k_base not loadable)"),
-    Column("correct_strict", pa.bool_(), "correct under the task's strict answer format (GSM8K `#### N`); null where it has none"),
-    Column("extracted_answer_strict", pa.string(), "the answer read by the strict format"),
+    Column("correct_strict", pa.bool_(), "the protocol's second verdict: lm-eval GSM8K strict-match (`#### N`; `correct` is "
+           "flexible-extract); null where the protocol has none"),
+    Column("extracted_answer_strict", pa.string(), "the answer read for that second verdict"),
 ]
 
 # How each time was taken (harness/README "Timing, hardware and cost"); raw, per row.

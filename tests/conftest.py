@@ -13,12 +13,19 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 
 
-def write_random_checkpoint(path: Path, max_positions: int = 512) -> Path:
-    """A randomly initialised Qwen3 with the tiny model's tokenizer, saved like any hub checkpoint."""
+CHAT_TEMPLATE = ("{% for m in messages %}User: {{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}Assistant:{% endif %}")
+
+
+def write_random_checkpoint(path: Path, max_positions: int = 512, chat_template: str | None = None) -> Path:
+    """A randomly initialised Qwen3 with the tiny model's tokenizer, saved like any hub checkpoint
+    (with `chat_template`, a tokenizer that has one, for protocols that prompt through it)."""
     from harness.tinymodel.tokenizer import build_tokenizer
     from reference_decoders.tiny import tiny_model
 
     tokenizer = build_tokenizer()
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
     model = tiny_model("qwen3", vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
                        eos_token_id=tokenizer.eos_token_id, block_size=4, max_positions=max_positions, peakiness=5.0)
     model.save_pretrained(path)

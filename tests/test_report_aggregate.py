@@ -148,6 +148,27 @@ def test_accuracy_is_paired_on_the_samples_both_cells_scored(tmp_path):
     assert row["dacc_lo"] < row["dacc"] < row["dacc_hi"]
 
 
+def test_protocols_are_separate_cells_and_are_never_paired(tmp_path):
+    write_cell(tmp_path, "qwen", ar_cell(task_protocol="lm-eval"))
+    write_cell(tmp_path, "spec-lm-eval", spec_cell(task_protocol="lm-eval", correct=lambda i: i < 10))
+    write_cell(tmp_path, "spec-nemo-skills", spec_cell(task_protocol="nemo-skills", correct=lambda i: i < 16))
+    ag = aggregate(read_results(tmp_path), BOOT)
+    assert sorted(ag.cells["task_protocol"]) == ["lm-eval", "lm-eval", "nemo-skills"]
+    # the nemo-skills cell has no ar cell under its own protocol: it is compared with nothing
+    assert ag.comparisons["task_protocol"].tolist() == ["lm-eval"]
+    assert ag.comparisons["pairs"].tolist() == [N] and ag.comparisons["dacc"].tolist() == [pytest.approx(-10.0)]
+
+
+def test_accuracy_is_the_protocols_score_with_partial_credit(tmp_path):
+    rows = ar_cell(task="variable-tracking", task_protocol="ruler")
+    for i, row in enumerate(rows):
+        row["score"] = 0.5 if i % 2 else 1.0  # RULER's string_match_all: half the names, or all of them
+        row["correct"] = row["score"] == 1.0
+    write_cell(tmp_path, "vt", rows)
+    cell = aggregate(read_results(tmp_path), BOOT).cells.iloc[0]
+    assert cell["acc"] == pytest.approx(75.0)
+
+
 def engine_rows(mode, concurrency, tokens_per_s_system, block_length=None, forwards_per_request=None, n=16,
                 e2e_scale=1.0):
     cell = base_row(model="nemotron-labs-diffusion-8b" if mode != "ar" else "qwen3-8b", mode=mode,

@@ -1,5 +1,6 @@
 """HumanEval and MBPP: fixtures in the datasets' schema, the prompts, and pass@1 through the sandbox
-for the shapes completions really take (continuations, chat answers in fences, syntax errors)."""
+for the shapes completions really take (continuations, chat answers in fences, syntax errors),
+under both protocols (NeMo-Skills' prompt and code reading: tests/test_protocols_nemo_skills.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from harness.tasks.base import cut_at_stop
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HUMANEVAL = get_task("humaneval")
 MBPP = get_task("mbpp")
-HUMANEVAL_CFG = TaskConfig(name="humaneval", source=str(FIXTURES / "openai_humaneval"), num_samples=0)
-MBPP_CFG = TaskConfig(name="mbpp", source=str(FIXTURES / "mbpp"), num_samples=0)
+HUMANEVAL_CFG = TaskConfig(name="humaneval", protocol="lm-eval", source=str(FIXTURES / "openai_humaneval"), num_samples=0)
+MBPP_CFG = TaskConfig(name="mbpp", protocol="lm-eval", source=str(FIXTURES / "mbpp"), num_samples=0)
 
 
 def humaneval_rows() -> list[dict]:
@@ -35,19 +36,22 @@ def test_humaneval_canonical_solutions_pass_as_continuations():
 def test_humaneval_continuation_is_cut_at_codex_stop_strings():
     example = HUMANEVAL.examples(HUMANEVAL_CFG)[0]
     completion = "    return a + b\n\n\ndef unrelated():\n    raise SystemExit(1)\n"
-    cut, hit = cut_at_stop(completion, HUMANEVAL.stop_strings(chat=False))
+    cut, hit = cut_at_stop(completion, HUMANEVAL.stop_strings(HUMANEVAL_CFG, chat=False))
     assert hit == "\ndef" and HUMANEVAL.score(example, cut).correct
 
 
-def test_humaneval_chat_answers_with_a_full_function_in_a_fence():
-    example = HUMANEVAL.examples(HUMANEVAL_CFG)[2]  # running_max, whose stub imports List
+def test_humaneval_chat_answers_with_a_full_function_in_a_fence_under_nemo_skills():
+    cfg = TaskConfig(name="humaneval", source=str(FIXTURES / "openai_humaneval"), num_samples=0)
+    example = HUMANEVAL.examples(cfg)[2]  # running_max, whose stub imports List
     answer = ("Here is the function:\n\n```python\ndef running_max(numbers: List[int]) -> List[int]:\n"
               "    out = []\n    for n in numbers:\n        out.append(n if not out else max(out[-1], n))\n"
               "    return out\n```\n\nIt keeps the best value so far.")
-    assert HUMANEVAL.stop_strings(chat=True) == ()  # a chat answer starts with its own def
+    assert HUMANEVAL.stop_strings(cfg, chat=True) == ()  # a chat answer starts with its own def
     score = HUMANEVAL.score(example, answer)
     assert score.correct, score.detail
     assert score.extracted.startswith("def running_max")
+    # lm-eval's humaneval takes the completion as the stub's continuation: a chat answer fails there
+    assert HUMANEVAL.score(HUMANEVAL.examples(HUMANEVAL_CFG)[2], answer).correct is False
 
 
 def test_humaneval_failures_say_why():
@@ -56,7 +60,7 @@ def test_humaneval_failures_say_why():
     assert wrong.correct is False and wrong.detail == "failed: AssertionError"
     broken = HUMANEVAL.score(example, "    return a +* b\n")
     assert broken.correct is False and broken.detail.startswith("SyntaxError: invalid syntax (line")
-    unclosed = HUMANEVAL.score(example, "```python\ndef add_two(a, b):\n    return (a + b\n")
+    unclosed = HUMANEVAL.score(example, "    return (a + b\n")
     assert unclosed.correct is False and unclosed.detail.startswith("SyntaxError")
     early_exit = HUMANEVAL.score(example, "    return a + b\nexit()\n")
     assert early_exit.correct is False and "exited before its last line ran" in early_exit.detail
@@ -65,34 +69,28 @@ def test_humaneval_failures_say_why():
 
 
 def test_humaneval_takes_no_exemplars():
-    with pytest.raises(ConfigError, match="task humaneval takes at most 0 exemplars"):
-        TaskConfig(name="humaneval", few_shot=1)
+    for protocol in ("lm-eval", "nemo-skills"):
+        with pytest.raises(ConfigError, match=f"task humaneval \\({protocol} protocol\\) takes at most 0 exemplars"):
+            TaskConfig(name="humaneval", protocol=protocol, few_shot=1)
 
 
-def test_mbpp_prompt_has_three_exemplars_from_the_prompt_split():
+def test_mbpp_lm_eval_prompt_has_lm_evals_three_exemplars():
     examples = MBPP.examples(MBPP_CFG)
     assert [e.id for e in examples] == ["mbpp-11", "mbpp-12", "mbpp-13"]
     prompt = MBPP.render(examples[0], MBPP_CFG)
     assert prompt.count("[BEGIN]") == 4 and prompt.count("[DONE]") == 3
     assert prompt.endswith('assert count_char("xyz", "q") == 0\n[BEGIN]\n')
-    assert "def larger(a, b)" in prompt and "def sum_even(numbers)" in prompt
+    assert "def similar_elements(test_tup1, test_tup2):\r\n" in prompt and "heap_queue_largest" in prompt
+    assert MBPP.provenance(MBPP_CFG).split == "full/test"
 
 
-def test_mbpp_reference_code_passes_with_its_test_imports():
-    rows = [json.loads(line) for line in (FIXTURES / "mbpp" / "sanitized" / "test.jsonl").read_text().splitlines()]
-    for example, row in zip(MBPP.examples(MBPP_CFG), rows):
-        completion = f"{row['code']}\n[DONE]\n\nYou are an expert Python programmer, and here is your task: more"
-        cut, hit = cut_at_stop(completion, MBPP.stop_strings(chat=False))
-        assert hit == "[DONE]"
-        score = MBPP.score(example, cut)
-        assert score.correct, (example.id, score.detail)
-    assert "import math" in MBPP.examples(MBPP_CFG)[1].metadata["imports"]  # factorial's asserts use math
-
-
-def test_mbpp_reads_code_from_a_fence_and_fails_wrong_code():
-    example = MBPP.examples(MBPP_CFG)[2]  # squares
+def test_mbpp_reads_code_from_a_fence_under_nemo_skills_and_fails_wrong_code():
+    cfg = TaskConfig(name="mbpp", source=str(FIXTURES / "mbppplus"), num_samples=0)
+    example = MBPP.examples(cfg)[2]  # squares
     fenced = "```python\ndef squares(numbers):\n    return [n ** 2 for n in numbers]\n```"
     assert MBPP.score(example, fenced).correct
+    assert "import math" in MBPP.examples(cfg)[1].metadata["imports"]  # factorial's asserts use math
+    example = MBPP.examples(MBPP_CFG)[2]
     wrong = MBPP.score(example, "def squares(numbers):\n    return numbers\n")
     assert wrong.correct is False and wrong.detail == "failed: AssertionError"
     missing = MBPP.score(example, "def square(numbers):\n    return [n * n for n in numbers]\n")
@@ -101,8 +99,6 @@ def test_mbpp_reads_code_from_a_fence_and_fails_wrong_code():
     assert syntax.correct is False and syntax.detail.startswith("SyntaxError")
 
 
-def test_mbpp_few_shot_beyond_the_prompt_split_is_an_error():
-    from harness.tasks.data import DatasetError
-
-    with pytest.raises(DatasetError, match="task.few_shot=5 but the MBPP prompt split holds 3 rows"):
-        MBPP.examples(TaskConfig(name="mbpp", source=str(FIXTURES / "mbpp"), few_shot=5))
+def test_mbpp_few_shot_beyond_lm_evals_three_exemplars_is_an_error():
+    with pytest.raises(ConfigError, match="task mbpp \\(lm-eval protocol\\) takes at most 3 exemplars, got 5"):
+        TaskConfig(name="mbpp", protocol="lm-eval", few_shot=5)

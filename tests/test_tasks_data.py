@@ -18,7 +18,7 @@ from harness.config import TaskConfig
 from harness.tasks.base import cut_at_stop
 from harness.tasks.data import DatasetError, HubDataset, load_rows
 from harness.tasks.math_reasoning import GSM8K_HUB, MATH500_HUB
-from harness.tasks.coding import HUMANEVAL_HUB, MBPP_HUB
+from harness.tasks.coding import HUMANEVAL_HUB, MBPP_HUB, MBPP_PLUS_HUB
 from harness.tasks.speed_bench import REVISION as SPEED_BENCH_REVISION
 
 ROWS = [{"question": "one?", "answer": "#### 1"}, {"question": "two?", "answer": "#### 2"}]
@@ -37,7 +37,9 @@ def test_every_hub_dataset_is_pinned_to_a_commit():
         assert len(hub.revision) == 40 and int(hub.revision, 16) >= 0, hub
     assert {h.path for h in hubs} == {"openai/gsm8k", "HuggingFaceH4/MATH-500", "openai/openai_humaneval",
                                       "google-research-datasets/mbpp", "nvidia/SPEED-Bench"}
-    assert MBPP_HUB.config == "sanitized" and GSM8K_HUB.config == "main"
+    assert MBPP_HUB.config == "full" and GSM8K_HUB.config == "main"
+    # The one exception, stated where it is defined: no commit of MBPP+ could be looked up offline.
+    assert MBPP_PLUS_HUB.path == "evalplus/mbppplus" and MBPP_PLUS_HUB.revision == "main"
     assert SPEED_BENCH_REVISION == REGISTRY["speed-bench-qualitative"].hub.revision
 
 

@@ -115,7 +115,7 @@ def key_text(value) -> str:
 
 
 IDENTITY = [("model", "model"), ("mode", "mode_label"), ("runner", "runner"), ("hardware", "hardware"),
-            ("task", "task"), ("context", "context"), ("conc", "concurrency")]
+            ("task", "task"), ("protocol", "task_protocol"), ("context", "context"), ("conc", "concurrency")]
 
 
 def identity(row: pd.Series) -> dict[str, str]:

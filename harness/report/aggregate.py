@@ -28,9 +28,10 @@ from harness.metrics import with_derived
 # A cell of the report: everything that changes what is measured. draft_lora separates
 # linear_spec with and without its draft LoRA; concurrency separates an engine's load levels.
 CELL_KEYS = ["sweep", "model", "mode", "block_length", "threshold", "steps", "draft_lora", "temperature",
-             "runner", "hardware", "context", "task", "concurrency"]
+             "runner", "hardware", "context", "task", "task_protocol", "concurrency"]
 # What a baseline cell must share with the cell it is compared with ("same hardware, same sweep").
-MATCH_KEYS = ["sweep", "hardware", "runner", "context", "task", "concurrency"]
+# task_protocol: rows scored under different protocols are never pooled nor paired
+MATCH_KEYS = ["sweep", "hardware", "runner", "context", "task", "task_protocol", "concurrency"]
 
 # Columns other parts of the harness add; absent in older files. name -> fill value.
 OPTIONAL_COLUMNS = {
@@ -41,7 +42,7 @@ OPTIONAL_COLUMNS = {
     "hw_memory_bandwidth_gbs": np.nan, "hw_bf16_tflops": np.nan, "hw_price_per_gpu_hour": np.nan,
     "hw_gpus": np.nan, "model_kv_bytes_per_token": np.nan, "env_vllm": None, "env_sglang": None,
     "engine_version": None, "engine_command": None, "engine_accept_length": np.nan,
-    "engine_counter_rule": None, "crosscheck_flag": None,
+    "engine_counter_rule": None, "crosscheck_flag": None, "task_protocol": None, "score": np.nan,
 }
 
 # Ratio-of-sums figures: name -> (numerator, denominator) per-sample columns, summed over samples.
@@ -318,7 +319,9 @@ def prepare(records: pd.DataFrame) -> pd.DataFrame:
     df["accept_steps"] = df["accept_lengths"].map(lambda v: float(len(v)) if _has_items(v) else np.nan)
     df["seconds_per_forward"] = [_seconds_per_forward(r) for r in df[
         ["forward_kinds", "forward_seconds", "e2e_s", "ttft_s", "forwards_after_prefill"]].itertuples(index=False)]
-    df["correct_pct"] = df["correct"].map(lambda v: np.nan if v is None or pd.isna(v) else 100.0 * bool(v))
+    # the protocol's per-sample score (RULER's partial credit), else the verdict (rows written before `score`)
+    verdict = df["correct"].map(lambda v: np.nan if v is None or pd.isna(v) else 100.0 * bool(v))
+    df["correct_pct"] = (100.0 * pd.to_numeric(df["score"], errors="coerce")).fillna(verdict)
     df["mode_label"] = [mode_label(r) for r in df[["mode", "draft_lora", "block_length", "threshold", "steps"]].itertuples(index=False)]
     df["cell_id"] = df.groupby(CELL_KEYS, dropna=False, sort=True).ngroup()
     df["energy_j"] = attribute_cell_energy(df)

@@ -3,7 +3,9 @@
 One module per task family: `synthetic` (the tiny model's tasks), `math_reasoning` (GSM8K,
 MATH-500), `coding` (HumanEval, MBPP), `long_context` (passkey, multi-key needle, variable
 tracking), `speed_bench` (SPEED-Bench). Dataset loading lives in `data`; the record columns a task
-fills (few-shot, stop strings, provenance, extraction) in `columns`.
+fills (few-shot, stop strings, provenance, extraction) in `columns`; the graders the math protocols
+share (lm-eval's GSM8K filters, NeMo-Skills' last box and `math_equal`) in `math_grading`. Each
+task's protocols (`task.protocol`) and the published numbers they reproduce: README.md here.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ model-specific (tokenizer, chat template, context length) is the harness's busin
 Stop strings: the decoders stop only at EOS tokens. The harness cuts each completion at the first
 of the task's stop strings (`cut_at_stop`) before the task scores it, and records which one cut it;
 `new_tokens` still counts everything the decoder produced.
+
+Protocols: one task can be prompted and scored after several reference implementations (lm-eval's
+task YAML, NeMo-Skills, RULER). A `Protocol` is that choice as data (`task.protocol` picks it; the
+first of a task's `protocols` is its default); every row records its name, version and reference.
 """
 
 from __future__ import annotations
@@ -20,12 +24,30 @@ from harness.config import TaskConfig
 
 
 @dataclass(frozen=True)
+class Protocol:
+    """How a task is prompted and scored, after one reference implementation."""
+
+    name: str  # the value of task.protocol
+    version: str  # bump when this protocol's prompt, exemplars, stop strings or scorer change: records carry it
+    reference: str  # the code (and its version) this protocol reproduces, recorded with every row
+    few_shot: int = 0  # exemplars per prompt by default
+    max_few_shot: int | None = 0  # most exemplars a prompt can take (None: as many as the data has)
+    stop: tuple[str, ...] = ()  # completions are cut at the first of these (after decoding)
+    chat: bool | None = None  # True: through the chat template (required); False: never; None: when the tokenizer has one
+
+
+# The project's own definition, for tasks no external reference defines (synthetic, SPEED-Bench).
+HARNESS = Protocol("harness", "1", "dlm-bench's own task definition")
+
+
+@dataclass(frozen=True)
 class Example:
     id: str
     question: str  # the task's input, before any prompting
     answer: Any  # what the scorer compares against (None: the task has no reference answer)
     metadata: dict = field(default_factory=dict)
     category: str | None = None  # the dataset's own grouping of the example (subject, category, depth)
+    protocol: str | None = None  # the protocol the example was made under (None: the task's default)
 
 
 @dataclass(frozen=True)
@@ -33,8 +55,15 @@ class Score:
     correct: bool | None  # None: the task has no reference to score against (a speed workload)
     extracted: str | None  # the answer as read from the completion (None: nothing readable)
     detail: str | None = None  # why it failed, when that is not obvious (sandbox errors, ...)
-    strict_correct: bool | None = None  # the task's strict-format verdict, where it has one (GSM8K `#### N`)
+    strict_correct: bool | None = None  # the protocol's second verdict, where it has one (lm-eval GSM8K strict-match)
     strict_extracted: str | None = None
+    value: float | None = None  # the protocol's per-sample score in [0, 1] (None: 1.0 if correct else 0.0)
+
+    @property
+    def score(self) -> float | None:
+        if self.value is not None:
+            return self.value
+        return None if self.correct is None else float(self.correct)
 
 
 @dataclass(frozen=True)
@@ -58,9 +87,7 @@ def with_exemplars(evaluated: Provenance, exemplars: Provenance | None) -> Prove
 class Task(ABC):
     name: str
     version: str  # bump when data, prompt or scorer change: records carry it
-    default_few_shot: int = 0
-    max_few_shot: int | None = 0  # most exemplars the task can put in a prompt (None: as many as its data has)
-    stop: tuple[str, ...] = ()  # completions are cut at the first of these (after decoding)
+    protocols: tuple[Protocol, ...] = (HARNESS,)  # the first is the default
 
     @abstractmethod
     def examples(self, cfg: TaskConfig) -> list[Example]: ...
@@ -72,13 +99,22 @@ class Task(ABC):
     @abstractmethod
     def score(self, example: Example, completion: str) -> Score: ...
 
+    def protocol(self, name: str | None) -> Protocol:
+        """The protocol called `name` (None: the default); an unknown name names the valid ones."""
+        if name is None:
+            return self.protocols[0]
+        for protocol in self.protocols:
+            if protocol.name == name:
+                return protocol
+        raise KeyError(f"task {self.name} has no protocol {name!r}; valid: {', '.join(p.name for p in self.protocols)}")
+
     def few_shot(self, cfg: TaskConfig) -> int:
         """Exemplars this configuration puts in each prompt."""
-        return self.default_few_shot if cfg.few_shot is None else cfg.few_shot
+        return self.protocol(cfg.protocol).few_shot if cfg.few_shot is None else cfg.few_shot
 
-    def stop_strings(self, chat: bool) -> tuple[str, ...]:
+    def stop_strings(self, cfg: TaskConfig, chat: bool) -> tuple[str, ...]:
         """Stop strings for a prompt that went through a chat template (`chat`) or not."""
-        return self.stop
+        return self.protocol(cfg.protocol).stop
 
     def provenance(self, cfg: TaskConfig) -> Provenance:
         return Provenance(source=f"generated:seed={cfg.seed}", revision=None)

@@ -1,16 +1,23 @@
-"""Code generation: HumanEval and MBPP (sanitized), pass@1 by running each program against the
-dataset's tests in the sandbox (`harness.sandbox`).
+"""Code generation: HumanEval and MBPP, pass@1 by running each program against the dataset's tests
+in the sandbox (`harness.sandbox`), under two protocols.
 
-HumanEval (Chen et al. 2021): zero-shot; the prompt is the function signature and docstring as the
-dataset gives it. Without a chat template the model continues the function and the completion is
-cut at Codex's stop strings (`\\nclass`, `\\ndef`, `\\n#`, `\\nif`, `\\nprint`); with one, the model
-answers in its own words and there are no stop strings: the code is the first fenced block of the
-answer (or the whole answer), and a completion that defines the entry point replaces the stub.
+`nemo-skills` (the default: the vendor's code numbers come from NeMo-Skills, which grades with
+evalplus): zero-shot through the chat template, NeMo-Skills' `generic/codegen` prompt with the
+problem's prompt (four spaces turned into tabs, as its `prepare.py` does), no stop string; the code
+is NeMo-Skills' `preprocess_code` reading of the answer (the first ```python fence, else the first
+``` fence, else the whole answer, stripped), and the program is the problem's prompt followed by
+that code, as evalplus builds it from a `completion`. HumanEval: the 164 problems of
+`openai/openai_humaneval`; MBPP: MBPP+ (`evalplus/mbppplus`, 378 problems, prompt written as
+evalplus's docstring: three quotes, the text, the first assert, three quotes). Both run the base tests (evalplus's
+`base_status`, which NeMo-Skills scores as `is_correct`), here as asserts: evalplus's extra
+"plus" inputs are not run.
 
-MBPP sanitized (Austin et al. 2021, the hand-checked 427-problem subset): three exemplars from the
-`prompt` split (task ids 2, 3, 4 in the paper), in the paper's format (task, its three asserts,
-`[BEGIN]` code `[DONE]`); completions are cut at `[DONE]`. The program is the test imports, the
-extracted code and the asserts.
+`lm-eval` (lm-evaluation-harness 0.4.13): HumanEval = task `humaneval` (version 1.0): the stub as
+the prompt, plain text, cut at Codex's stop strings (`\\nclass`, `\\ndef`, `\\n#`, `\\nif`,
+`\\nprint`), program = stub + completion + the dataset's `check`. MBPP = task `mbpp` (version 1.0):
+the **full** config's 500 test problems, 3 fixed exemplars (tasks 2, 3, 4, code with its `\\r\\n`
+line ends), `[BEGIN]` / `[DONE]`; program = completion + newline + the first three asserts (the
+row's `test_setup_code` is not run, as lm-eval does not).
 
 pass@1 with one greedy sample: `correct` = the program ran its tests to the end and exited 0.
 A syntax error is caught before anything runs; every other failure (assertion, exception,
@@ -20,27 +27,58 @@ timeout, memory, a refused operation) keeps the sandbox's reason in `score_detai
 from __future__ import annotations
 
 import ast
-import re
+import json
+from pathlib import Path
 
 from harness.config import TaskConfig
 from harness.sandbox import SandboxLimits, run_python
-from harness.tasks.base import Example, Provenance, Score, Task, take, with_exemplars
-from harness.tasks.data import DatasetError, HubDataset, load_rows, require_columns
+from harness.tasks.base import Example, Protocol, Provenance, Score, Task, take
+from harness.tasks.data import HubDataset, load_rows, require_columns
+from harness.tasks.math_reasoning import NEMO_SKILLS_COMMIT
 
 HUMANEVAL_HUB = HubDataset("openai/openai_humaneval", None, "test", revision="7dce6050a7d6d172f3cc5c32aa97f52fa1a2e544")
-MBPP_HUB = HubDataset("google-research-datasets/mbpp", "sanitized", "test", revision="4bb6404fdc6cacfda99d4ac4205087b89d32030c")
-FENCED = re.compile(r"```[ \t]*(?:python|py|Python|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+MBPP_HUB = HubDataset("google-research-datasets/mbpp", "full", "test", revision="4bb6404fdc6cacfda99d4ac4205087b89d32030c")
+# No commit of evalplus/mbppplus was reachable from where this was written: set task.revision to pin one.
+MBPP_PLUS_HUB = HubDataset("evalplus/mbppplus", None, "test", revision="main")
 LIMITS = SandboxLimits()
+EXEMPLARS = Path(__file__).resolve().parent / "exemplars"
+
+NEMO_SKILLS_CODE = Protocol(
+    "nemo-skills", "1",
+    f"NeMo-Skills {NEMO_SKILLS_COMMIT[:8]}: prompt_config=generic/codegen, eval_type=evalplus "
+    "(nemo_skills/evaluation/evaluator/code.py preprocess_code), base tests",
+    few_shot=0, max_few_shot=0, stop=(), chat=True,
+)
+CODEGEN_PROMPT = (
+    "Here is a problem for which you need to generate/complete code:\n{question}\n\n"
+    "Please continue to complete the function with python programming language. You are not allowed to modify "
+    "the given code and do the completion only.\n\nThe solution should be in the following format:\n"
+    "```python\n# Your code here\n```"
+)
 
 
-def fenced_code(completion: str) -> str | None:
-    """The first fenced code block (an unclosed one runs to the end), or None."""
-    match = FENCED.search(completion)
-    return match.group(1) if match else None
+def codegen_prompt(problem_prompt: str, filler: str) -> str:
+    prefix = f"{filler}\n\n" if filler else ""
+    return prefix + CODEGEN_PROMPT.format(question=problem_prompt.replace("    ", "\t"))
 
 
-def defines(code: str, function: str) -> bool:
-    return re.search(rf"^def {re.escape(function)}\s*\(", code, re.MULTILINE) is not None
+def preprocess_code(completion: str) -> str:
+    """The code NeMo-Skills reads from an answer: after a finished <think> trace, the inside of the
+    first ```python fence (else of the first ``` fence; an unclosed one runs to the end), stripped."""
+    completion = completion.strip().replace("\r", "")
+    if "<think>" in completion:
+        end = completion.find("</think>")
+        if end < 0:
+            return ""  # the model never finished thinking: no solution
+        completion = completion[end + len("</think>"):].strip()
+    for opening in ("```python", "```"):
+        if opening in completion:
+            completion = completion[completion.index(opening) + len(opening):].strip()
+            closing = completion.find("```")
+            if closing >= 0:
+                completion = completion[:closing].strip()
+            break
+    return completion
 
 
 def run_tests(program: str, code: str) -> Score:
@@ -55,13 +93,12 @@ def run_tests(program: str, code: str) -> Score:
 
 class HumanEval(Task):
     name = "humaneval"
-    version = "1"
-    default_few_shot = 0
-    max_few_shot = 0
-    stop = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
-
-    def stop_strings(self, chat: bool) -> tuple[str, ...]:
-        return () if chat else self.stop  # a chat answer starts with its own `def`, often inside a fence
+    version = "2"
+    protocols = (
+        NEMO_SKILLS_CODE,
+        Protocol("lm-eval", "1", "lm-evaluation-harness 0.4.13: lm_eval/tasks/humaneval/humaneval.yaml (task humaneval, version 1.0)",
+                 few_shot=0, max_few_shot=0, stop=("\nclass", "\ndef", "\n#", "\nif", "\nprint"), chat=False),
+    )
 
     def provenance(self, cfg: TaskConfig) -> Provenance:
         return self._load(cfg)[1]
@@ -75,80 +112,92 @@ class HumanEval(Task):
         rows, _ = self._load(cfg)
         examples = [
             Example(id=row["task_id"], question=row["prompt"], answer=row.get("canonical_solution"),
-                    metadata={"test": row["test"], "entry_point": row["entry_point"]})
+                    metadata={"test": row["test"], "entry_point": row["entry_point"]}, protocol=cfg.protocol)
             for row in rows
         ]
         return take(examples, cfg)
 
     def render(self, example: Example, cfg: TaskConfig, filler: str = "") -> str:
+        if cfg.protocol != "lm-eval":
+            return codegen_prompt(example.question, filler)
         # Padding as a comment block above the stub keeps the prompt a valid Python file.
         prefix = "".join(f"# {line}\n" for line in _wrap(filler)) + "\n" if filler else ""
         return prefix + example.question
 
     def score(self, example: Example, completion: str) -> Score:
-        entry_point = example.metadata["entry_point"]
-        fenced = fenced_code(completion)
-        code = completion if fenced is None else fenced
-        if defines(code, entry_point):
-            program = f"{example.question}\n    pass\n\n{code}"  # the stub stays for its imports; the model's def replaces it
-        else:
-            program = example.question + code  # a continuation of the stub's body
-        program += f"\n\n{example.metadata['test']}\n\ncheck({entry_point})\n"
+        code = completion if example.protocol == "lm-eval" else preprocess_code(completion)
+        # lm-eval's build_predictions and evalplus's `prompt + completion` alike: the stub, then the code
+        program = example.question + code
+        program += f"\n\n{example.metadata['test']}\n\ncheck({example.metadata['entry_point']})\n"
         return run_tests(program, code)
+
+
+def mbpp_lm_eval_exemplars() -> list[dict]:
+    return json.loads((EXEMPLARS / "mbpp_lm_eval.json").read_text(encoding="utf-8"))["exemplars"]
 
 
 class MBPP(Task):
     name = "mbpp"
-    version = "1"
-    default_few_shot = 3
-    max_few_shot = None  # as many as the prompt split holds (7 in sanitized)
-    stop = ("[DONE]",)
+    version = "2"
+    protocols = (
+        NEMO_SKILLS_CODE,
+        Protocol("lm-eval", "1", "lm-evaluation-harness 0.4.13: lm_eval/tasks/mbpp/mbpp.yaml (task mbpp, version 1.0)",
+                 few_shot=3, max_few_shot=3, stop=("[DONE]",), chat=False),
+    )
+
+    def hub(self, cfg: TaskConfig) -> HubDataset:
+        return MBPP_HUB if cfg.protocol == "lm-eval" else MBPP_PLUS_HUB
 
     def provenance(self, cfg: TaskConfig) -> Provenance:
-        shots = self._load(cfg, split="prompt")[1] if self.few_shot(cfg) else None
-        return with_exemplars(self._load(cfg)[1], shots)
+        return self._load(cfg)[1]
 
-    def _load(self, cfg: TaskConfig, split: str | None = None):
-        rows, provenance = load_rows(cfg, MBPP_HUB, split=split)
-        require_columns(rows, ("task_id", "prompt", "code", "test_list", "test_imports"), "MBPP sanitized")
+    def _load(self, cfg: TaskConfig):
+        rows, provenance = load_rows(cfg, self.hub(cfg))
+        if cfg.protocol == "lm-eval":
+            require_columns(rows, ("task_id", "text", "code", "test_list"), "MBPP (full)")
+        else:
+            require_columns(rows, ("task_id", "prompt", "code", "test_list", "test_imports"), "MBPP+ (evalplus/mbppplus)")
         return rows, provenance
 
     def examples(self, cfg: TaskConfig) -> list[Example]:
         rows, _ = self._load(cfg)
-        shots = self.exemplars(cfg)
-        examples = [
-            Example(id=f"mbpp-{row['task_id']}", question=row["prompt"], answer=row["code"],
-                    metadata={"tests": tuple(row["test_list"]), "imports": tuple(row["test_imports"] or ()), "shots": shots})
-            for row in rows
-        ]
+        if cfg.protocol == "lm-eval":
+            shots = tuple(mbpp_lm_eval_exemplars()[: self.few_shot(cfg)])
+            examples = [
+                Example(id=f"mbpp-{row['task_id']}", question=row["text"], answer=row["code"], protocol=cfg.protocol,
+                        metadata={"tests": tuple(row["test_list"][:3]), "shots": shots})
+                for row in rows
+            ]
+        else:
+            examples = [
+                Example(id=f"mbpp-{row['task_id']}", question=f'"""\n{row["prompt"]}\n{row["test_list"][0]}\n"""\n',
+                        answer=row["code"], protocol=cfg.protocol,
+                        metadata={"tests": tuple(row["test_list"]), "imports": tuple(row["test_imports"] or ())})
+                for row in rows
+            ]
         return take(examples, cfg)
 
-    def exemplars(self, cfg: TaskConfig) -> tuple[tuple[str, tuple[str, ...], str], ...]:
-        count = self.few_shot(cfg)
-        if count == 0:
-            return ()
-        rows, _ = self._load(cfg, split="prompt")
-        if len(rows) < count:
-            raise DatasetError(f"task.few_shot={count} but the MBPP prompt split holds {len(rows)} rows")
-        return tuple((row["prompt"], tuple(row["test_list"]), row["code"]) for row in rows[:count])
-
     @staticmethod
-    def block(text: str, tests: tuple[str, ...]) -> str:
-        joined = "\n".join(tests)
-        return f"You are an expert Python programmer, and here is your task: {text} Your code should pass these tests:\n\n{joined}\n"
+    def lm_eval_text(text: str, tests) -> str:
+        """mbpp.yaml's doc_to_text."""
+        return (f"You are an expert Python programmer, and here is your task: {text} Your code should pass these tests:"
+                f"\n\n{tests[0]}\n{tests[1]}\n{tests[2]}\n[BEGIN]\n")
 
     def render(self, example: Example, cfg: TaskConfig, filler: str = "") -> str:
-        parts = [f"{self.block(text, tests)}[BEGIN]\n{code.strip()}\n[DONE]" for text, tests, code in example.metadata["shots"]]
-        parts.append(f"{self.block(example.question, example.metadata['tests'])}[BEGIN]\n")
+        if cfg.protocol != "lm-eval":
+            return codegen_prompt(example.question, filler)
+        # each exemplar: doc_to_text, target_delimiter "", "<code>\n[DONE]", fewshot_delimiter "\n\n"
+        parts = [f"{self.lm_eval_text(s['text'], s['test_list'])}{s['code']}\n[DONE]\n\n" for s in example.metadata["shots"]]
         prefix = f"{filler}\n\n" if filler else ""
-        return prefix + "\n\n".join(parts)
+        return prefix + "".join(parts) + self.lm_eval_text(example.question, example.metadata["tests"])
 
     def score(self, example: Example, completion: str) -> Score:
-        code = fenced_code(completion)
-        if code is None:
-            code = completion.replace("[BEGIN]", "")
-        code = code.strip("\n")
-        program = "\n".join((*example.metadata["imports"], code, "", *example.metadata["tests"], ""))
+        tests = example.metadata["tests"]
+        if example.protocol == "lm-eval":
+            # HF evaluate's code_eval, as lm-eval's pass_at_1 calls it: the completion, a newline, the asserts
+            return run_tests(completion + "\n" + "\n".join(tests), completion)
+        code = preprocess_code(completion)
+        program = "\n".join((*example.metadata["imports"], example.question + code, "", *tests, ""))
         return run_tests(program, code)
 
 

@@ -24,11 +24,11 @@ O200K_LOAD_TIMEOUT_S = 30.0  # tiktoken's download has no timeout of its own; a 
 
 def cell_columns(task: Task, cfg: TaskConfig, tokenizer) -> dict:
     """Columns shared by every row of a cell."""
-    chat = uses_chat_template(tokenizer, cfg)
+    chat = uses_chat_template(tokenizer, cfg, task)
     provenance = task.provenance(cfg)
     return {
         "few_shot": task.few_shot(cfg),
-        "stop_strings": list(task.stop_strings(chat)),
+        "stop_strings": list(task.stop_strings(cfg, chat)),
         "chat_template": chat,
         "dataset_source": provenance.source,
         "dataset_revision": provenance.revision,
@@ -50,6 +50,7 @@ def score_columns(task: Task, example: Example, completion: str, stops: list[str
     return {
         "stop_string_hit": hit,
         "correct": score.correct,
+        "score": score.score,
         "extracted_answer": score.extracted,
         "score_detail": score.detail,
         "correct_strict": score.strict_correct,

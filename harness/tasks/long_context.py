@@ -10,13 +10,18 @@ haystack: the needles alone.
 - passkey: one 5-digit pass key at a seeded depth; answer: the key.
 - niah-multikey: four "special magic number" needles with different keys; one key is asked
   for; answer: its 7-digit number (the other three are distractors).
-- variable-tracking: two chains of assignments (`VAR QWERT = 12345.`, then `VAR ASDFG = VAR QWERT.`
-  ...), spread in order through the haystack; answer: every variable of the chain that holds the
-  asked value, and none of the other chain.
+- variable-tracking: RULER's `vt` definition: one chain of assignments (`VAR QWERT = 12345.`, then
+  `VAR ASDFG = VAR QWERT.` ...) of `hops` + 1 variables, spread in order through the haystack; the
+  question tells how many variables to list (RULER's answer prefix, its "assgined" typo included);
+  answer: every variable of the chain.
 
-Scoring is exact match on what the completion states: the first number (passkey,
-niah-multikey) or the set of five-capital-letter variable names (variable-tracking). Examples are
-a pure function of `task.seed`, so every mode and model sees the same needles at the same depths.
+Scoring is RULER's (`ruler` protocol): `string_match_all` on the stripped completion (control
+characters turned into newlines): the fraction of the reference strings (the key, the number, each
+variable name) that occur in it, case-insensitively (`score`, partial credit); `correct` = all of
+them. The same function is RULER's `scripts/eval/synthetic/constants.py`, lm-eval's
+`lm_eval/tasks/ruler/common_utils.py` and NeMo-Skills' `evaluation/evaluator/ruler.py`; the
+equivalence with lm-eval's is tested. Examples are a pure function of `task.seed`, so every mode
+and model sees the same needles at the same depths.
 """
 
 from __future__ import annotations
@@ -26,14 +31,30 @@ import re
 import string
 
 from harness.config import TaskConfig
-from harness.tasks.base import Example, Score, Task, take
+from harness.tasks.base import Example, Protocol, Score, Task, take
 
 POOL_SIZE = 256  # examples generated per seed; the first num_samples are used
 KEY_ADJECTIVES = ("amber", "brave", "calm", "dusty", "eager", "fuzzy", "giant", "hollow", "icy", "jolly",
                   "kind", "lucky", "misty", "noble", "olive", "proud", "quiet", "rusty", "silver", "tidy")
 KEY_NOUNS = ("anchor", "badger", "candle", "dragon", "engine", "falcon", "garden", "harbor", "island", "jacket",
              "kettle", "lantern", "meadow", "needle", "orchid", "pepper", "quartz", "rocket", "saddle", "tunnel")
-VARIABLE = re.compile(r"\b[A-Z]{5}\b")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f]")
+RULER = Protocol("ruler", "1", "RULER (Hsieh et al. 2024) string_match_all, as lm-evaluation-harness 0.4.13 "
+                 "lm_eval/tasks/ruler/common_utils.py (version 1.0) scores it")
+
+
+def ruler_prediction(completion: str) -> str:
+    """RULER's postprocess_pred: stripped, control characters turned into newlines, stripped again."""
+    return CONTROL_CHARACTERS.sub("\n", completion.strip()).strip()
+
+
+def string_match_all(completion: str, references: list[str]) -> Score:
+    """The fraction of `references` found in the completion, case-insensitively; correct = all."""
+    prediction = ruler_prediction(completion).lower()
+    found = [r for r in references if r.lower() in prediction]
+    value = len(found) / len(references)
+    return Score(correct=value == 1.0, extracted=" ".join(found) or None, value=value,
+                 detail=None if value == 1.0 else f"{len(found)} of {len(references)} reference strings found")
 
 
 def insert_needles(haystack: str, needles: list[str], depths: list[float]) -> str:
@@ -55,9 +76,8 @@ def insert_needles(haystack: str, needles: list[str], depths: list[float]) -> st
 
 
 class NeedleTask(Task):
-    version = "1"
-    default_few_shot = 0
-    max_few_shot = 0
+    version = "2"
+    protocols = (RULER,)
     instruction: str
 
     def make_example(self, rng: random.Random, index: int, cfg: TaskConfig) -> Example:
@@ -72,10 +92,7 @@ class NeedleTask(Task):
         return f"{self.instruction}\n\n{haystack}\n\n{example.question}"
 
     def score(self, example: Example, completion: str) -> Score:
-        match = re.search(r"\d+", completion)
-        extracted = match.group(0) if match else None
-        return Score(correct=extracted == example.answer, extracted=extracted,
-                     detail=None if extracted else "no number in the completion")
+        return string_match_all(completion, example.answer.split(" "))
 
 
 class Passkey(NeedleTask):
@@ -88,7 +105,7 @@ class Passkey(NeedleTask):
         depth = round(rng.random(), 2)
         needle = f"The pass key is {key}. Remember it. {key} is the pass key."
         return Example(id=f"passkey-{cfg.seed}-{index}", question="What is the pass key? The pass key is", answer=key,
-                       metadata={"needles": (needle,), "depths": (depth,)}, category=f"depth {depth:.1f}")
+                       metadata={"needles": (needle,), "depths": (depth,)}, category=f"depth {depth:.1f}", protocol=cfg.protocol)
 
 
 class MultiKeyNeedle(NeedleTask):
@@ -110,45 +127,29 @@ class MultiKeyNeedle(NeedleTask):
         question = (f"What is the special magic number for {keys[asked]} mentioned in the text? "
                     f"The special magic number for {keys[asked]} is")
         return Example(id=f"niah-multikey-{cfg.seed}-{index}", question=question, answer=values[asked],
-                       metadata={"needles": needles, "depths": tuple(depths)}, category=f"depth {depths[asked]:.1f}")
+                       metadata={"needles": needles, "depths": tuple(depths)}, category=f"depth {depths[asked]:.1f}",
+                       protocol=cfg.protocol)
 
 
 class VariableTracking(NeedleTask):
     name = "variable-tracking"
-    chains, hops = 2, 4
-    instruction = "Memorize and track the chains of variable assignments hidden in the text below."
+    hops = 4  # RULER's vt: num_chains 1, num_hops 4
+    instruction = "Memorize and track the chain(s) of variable assignment hidden in the following text."
 
     def make_example(self, rng: random.Random, index: int, cfg: TaskConfig) -> Example:
         names = set()
-        while len(names) < self.chains * (self.hops + 1):
+        while len(names) < self.hops + 1:
             names.add("".join(rng.choice(string.ascii_uppercase) for _ in range(5)))
-        names = sorted(names)
-        rng.shuffle(names)
-        values = rng.sample(range(10000, 100000), self.chains)
-        chains = []
-        for c in range(self.chains):
-            chain = names[c * (self.hops + 1):(c + 1) * (self.hops + 1)]
-            statements = [f"VAR {chain[0]} = {values[c]}."]
-            statements += [f"VAR {chain[i]} = VAR {chain[i - 1]}." for i in range(1, len(chain))]
-            chains.append((chain, statements))
-        # Interleave the chains at random, each in its own order, then spread them through the text.
-        order = [c for c in range(self.chains) for _ in range(self.hops + 1)]
-        rng.shuffle(order)
-        cursors, needles = [0] * self.chains, []
-        for c in order:
-            needles.append(chains[c][1][cursors[c]])
-            cursors[c] += 1
+        chain = sorted(names)
+        rng.shuffle(chain)
+        value = rng.randint(10000, 99999)
+        needles = [f"VAR {chain[0]} = {value}."] + [f"VAR {chain[i]} = VAR {chain[i - 1]}." for i in range(1, len(chain))]
         depths = sorted(round(rng.random(), 3) for _ in needles)
-        question = (f"Question: Find all variables that are assigned the value {values[0]} in the text above. "
-                    f"Answer: the variables assigned the value {values[0]} are:")
-        return Example(id=f"variable-tracking-{cfg.seed}-{index}", question=question, answer=" ".join(sorted(chains[0][0])),
-                       metadata={"needles": tuple(needles), "depths": tuple(depths)})
-
-    def score(self, example: Example, completion: str) -> Score:
-        found = list(dict.fromkeys(VARIABLE.findall(completion)))  # unique, in order of appearance
-        extracted = " ".join(sorted(found)) if found else None
-        return Score(correct=extracted == example.answer, extracted=extracted,
-                     detail=None if found else "no variable name in the completion")
+        question = (f"Question: Find all variables that are assigned the value {value} in the text above. "
+                    f"Answer: According to the chain(s) of variable assignment in the text above, {len(chain)} variables "
+                    f"are assgined the value {value}, they are:")
+        return Example(id=f"variable-tracking-{cfg.seed}-{index}", question=question, answer=" ".join(chain),
+                       metadata={"needles": tuple(needles), "depths": tuple(depths)}, protocol=cfg.protocol)
 
 
 LONG_CONTEXT_TASKS = {task.name: task for task in (Passkey(), MultiKeyNeedle(), VariableTracking())}

@@ -1,181 +1,201 @@
-"""Math word problems: GSM8K (numeric answer) and MATH-500 (LaTeX answer, checked with math-verify).
+"""Math word problems: GSM8K (numeric answer) and MATH-500 (LaTeX answer), under two protocols.
 
-GSM8K, as lm-eval's `gsm8k` task prompts it: `default_few_shot` = 5 worked solutions from the train
-split (its first rows, so every mode and run sees the same ones), each `Question: ...\\nAnswer:
-<solution> #### <number>`, then the test question; completions are cut at `Question:`. The
-calculator annotations of the solutions (`<<48/2=24>>`) are removed from the exemplars. Two
-extractions are recorded: flexible (the last number in the completion) is `correct`, and strict
-(the number after the first `####`) is `correct_strict`. Flexible is the headline because chat models
-answer in their own words and the vendor's evaluation reads the final answer, not a `####` line;
-strict shows how often a mode keeps the few-shot format.
+`nemo-skills` (the default: the vendor's published accuracies come from NeMo-Skills): zero-shot,
+through the chat template, NeMo-Skills' math instruction (`prompt/config/generic/math.yaml`:
+"Solve the following math problem. Make sure to put the answer (and only answer) inside
+\\boxed{}."), no stop string; the answer is the last `\\boxed{}` and `math_equal` grades it
+(`harness.tasks.math_grading`). GSM8K's reference is NeMo-Skills' `expected_answer`: the number
+after `####`, commas dropped, an integer where it is one.
 
-MATH-500 (Lightman et al.'s 500-problem subset of MATH): zero-shot, asking for the answer in
-`\\boxed{}`; `math-verify` parses the last boxed answer (or, without a box, the last expression
-it finds) and checks it against the reference symbolically, so `\\dfrac34`, `0.75` and
-`\\frac{3}{4}` agree, and `(1, 2]` is an interval.
+`lm-eval`: lm-evaluation-harness 0.4.13.
+- GSM8K = task `gsm8k` (version 3.0): 5 exemplars drawn at random for each question from the train
+  split, by one `random.Random(1234)` (lm-eval's default `fewshot_random_seed`) shared by the
+  questions in test-split order, full solutions with their calculator annotations; plain text (no
+  chat template); cut at `Question:`, `</s>`, `<|im_end|>`. `correct` is filter `flexible-extract`
+  (the last number-like string), `correct_strict` filter `strict-match` (`#### N`); both are
+  lm-eval's exact match after its `regexes_to_ignore`.
+- MATH-500 = task `minerva_math500` (version 3.1): Minerva's 4 fixed exemplars, `Problem:` /
+  `Solution:` format, cut at `Problem:`; `correct` is its `math_verify` metric (math-verify
+  parsing the reference solution and the whole completion). Its `exact_match` metric needs
+  sympy's ANTLR 4.11 LaTeX parser, which cannot be installed beside hydra-core's ANTLR 4.9 pin:
+  it is not recorded (`correct_strict` is null).
 """
 
 from __future__ import annotations
 
-import re
+import json
+import random
 import threading
-from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from harness.config import TaskConfig
-from harness.tasks.base import Example, Provenance, Score, Task, take, with_exemplars
+from harness.tasks.base import Example, Protocol, Provenance, Score, Task, take, with_exemplars
 from harness.tasks.data import DatasetError, HubDataset, load_rows, require_columns
+from harness.tasks.math_grading import (
+    GSM8K_FLEXIBLE, GSM8K_STRICT, LM_EVAL_INVALID, exact_match_normalise, last_boxed, math_equal, regex_filter,
+)
 
 GSM8K_HUB = HubDataset("openai/gsm8k", "main", "test", revision="e53f048856ff4f594e959d75785d2c2d37b678ee")
 MATH500_HUB = HubDataset("HuggingFaceH4/MATH-500", None, "test", revision="6e4ed1a2a79af7d8630a6b768ec859cb5af4d3be")
+EXEMPLARS = Path(__file__).resolve().parent / "exemplars"
 
-# A number as people write it: optional minus and dollar sign, thousands commas only in groups of
-# three (so "1,2,3" is three numbers), optional decimals.
-NUMBER = r"-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
-CALCULATOR_ANNOTATION = re.compile(r"<<[^>]*>>")
-STRICT_ANSWER = re.compile(rf"####\s*({NUMBER})")
-
-
-def to_number(text: str) -> Decimal | None:
-    cleaned = text.replace("\u2212", "-").replace("$", "").replace(",", "").replace(" ", "")
-    try:
-        return Decimal(cleaned)
-    except InvalidOperation:
-        return None
+NEMO_SKILLS_COMMIT = "0b012df8a09cd4730d31b16e90a0d8f13d145fb8"
+NEMO_SKILLS_MATH = Protocol(
+    "nemo-skills", "1",
+    f"NeMo-Skills {NEMO_SKILLS_COMMIT[:8]}: prompt_config=generic/math, eval_type=math "
+    "(nemo_skills/evaluation/math_grader.py)",
+    few_shot=0, max_few_shot=0, stop=(), chat=True,
+)
+NEMO_SKILLS_INSTRUCTION = "Solve the following math problem. Make sure to put the answer (and only answer) inside \\boxed{}."
+LM_EVAL_FEWSHOT_SEED = 1234  # lm_eval.evaluator.simple_evaluate's default fewshot_random_seed
 
 
-def number_text(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "") else text
+def nemo_skills_prompt(problem: str, filler: str) -> str:
+    prefix = f"{filler}\n\n" if filler else ""
+    return f"{prefix}{NEMO_SKILLS_INSTRUCTION}\n\n{problem}"
 
 
-def flexible_number(completion: str) -> Decimal | None:
-    """The last number in the completion."""
-    matches = re.findall(NUMBER, completion.replace("\u2212", "-"))
-    return to_number(matches[-1]) if matches else None
-
-
-def strict_number(completion: str) -> Decimal | None:
-    """The number after the first `####`, GSM8K's own answer format."""
-    match = STRICT_ANSWER.search(completion.replace("\u2212", "-"))
-    return to_number(match.group(1)) if match else None
+def nemo_skills_score(reference: str, completion: str) -> Score:
+    predicted = last_boxed(completion)
+    if predicted is None:
+        return Score(correct=False, extracted=None, detail="no closed \\boxed{} answer (NeMo-Skills scores it wrong)")
+    return Score(correct=math_equal(reference, predicted), extracted=predicted)
 
 
 class GSM8K(Task):
     name = "gsm8k"
-    version = "1"
-    default_few_shot = 5
-    max_few_shot = None  # as many as the train split holds
-    stop = ("Question:",)
+    version = "2"
+    protocols = (
+        NEMO_SKILLS_MATH,
+        Protocol("lm-eval", "1", "lm-evaluation-harness 0.4.13: lm_eval/tasks/gsm8k/gsm8k.yaml (task gsm8k, version 3.0)",
+                 few_shot=5, max_few_shot=None, stop=("Question:", "</s>", "<|im_end|>"), chat=False),
+    )
 
     def provenance(self, cfg: TaskConfig) -> Provenance:
         shots = load_rows(cfg, GSM8K_HUB, split="train")[1] if self.few_shot(cfg) else None
         return with_exemplars(self._load(cfg)[1], shots)
 
-    def examples(self, cfg: TaskConfig) -> list[Example]:
-        rows, _ = self._load(cfg)
-        shots = self.exemplars(cfg)
-        examples = [
-            Example(id=f"gsm8k-{i}", question=row["question"], answer=number_text(self.gold(row["answer"])),
-                    metadata={"shots": shots})
-            for i, row in enumerate(rows)
-        ]
-        return take(examples, cfg)
-
-    def _load(self, cfg: TaskConfig):
-        rows, provenance = load_rows(cfg, GSM8K_HUB)
+    def _load(self, cfg: TaskConfig, split: str | None = None):
+        rows, provenance = load_rows(cfg, GSM8K_HUB, split=split)
         require_columns(rows, ("question", "answer"), "GSM8K")
         return rows, provenance
 
-    def exemplars(self, cfg: TaskConfig) -> tuple[tuple[str, str], ...]:
+    def examples(self, cfg: TaskConfig) -> list[Example]:
+        rows, _ = self._load(cfg)
+        if cfg.protocol == "lm-eval":
+            shots = self.lm_eval_exemplars(cfg, len(rows))
+            examples = [
+                Example(id=f"gsm8k-{i}", question=row["question"], answer=exact_match_normalise(row["answer"]),
+                        metadata={"shots": shots[i]}, protocol=cfg.protocol)
+                for i, row in enumerate(rows)
+            ]
+        else:
+            examples = [Example(id=f"gsm8k-{i}", question=row["question"], answer=self.expected_answer(row["answer"]),
+                                protocol=cfg.protocol)
+                        for i, row in enumerate(rows)]
+        return take(examples, cfg)
+
+    def lm_eval_exemplars(self, cfg: TaskConfig, questions: int) -> list[tuple[tuple[str, str], ...]]:
+        """lm-eval's draws: its ContextSampler calls rnd.sample(train docs, k) once per test question,
+        in test-split order, on one Random(1234); the draw depends on the pool's size alone."""
         count = self.few_shot(cfg)
         if count == 0:
-            return ()
-        rows, _ = load_rows(cfg, GSM8K_HUB, split="train")
-        if len(rows) < count:
-            raise DatasetError(f"task.few_shot={count} but the GSM8K train split holds {len(rows)} rows")
-        return tuple((row["question"], CALCULATOR_ANNOTATION.sub("", row["answer"])) for row in rows[:count])
+            return [()] * questions
+        train, _ = self._load(cfg, split="train")
+        if len(train) < count:
+            raise DatasetError(f"task.few_shot={count} but the GSM8K train split holds {len(train)} rows")
+        rng = random.Random(LM_EVAL_FEWSHOT_SEED)
+        draws = [rng.sample(range(len(train)), count) for _ in range(questions)]
+        return [tuple((train[j]["question"], train[j]["answer"]) for j in draw) for draw in draws]
 
     @staticmethod
-    def gold(answer: str) -> Decimal:
-        value = to_number(answer.split("####")[-1].strip())
-        if value is None:
-            raise DatasetError(f"GSM8K answer without a number after '####': {answer[-80:]!r}")
-        return value
+    def expected_answer(answer: str) -> str:
+        """NeMo-Skills' expected_answer (dataset/gsm8k/prepare.py): float of the text after `####`
+        without commas, written as an integer when it is one."""
+        parts = answer.split("####")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            value = float(parts[1].replace(",", ""))
+        except ValueError:
+            raise DatasetError(f"GSM8K answer without exactly one number after '####': {answer[-80:]!r}") from None
+        return str(int(value)) if value.is_integer() else str(value)
 
     def render(self, example: Example, cfg: TaskConfig, filler: str = "") -> str:
-        blocks = [f"Question: {q}\nAnswer: {a}" for q, a in example.metadata["shots"]]
-        blocks.append(f"Question: {example.question}\nAnswer:")
+        if cfg.protocol != "lm-eval":
+            return nemo_skills_prompt(example.question, filler)
+        # lm-eval's plain-text context: each exemplar "<doc_to_text> <doc_to_target>\n\n", then the question
+        blocks = [f"Question: {q}\nAnswer: {a}\n\n" for q, a in example.metadata["shots"]]
         prefix = f"{filler}\n\n" if filler else ""
-        return prefix + "\n\n".join(blocks)
+        return prefix + "".join(blocks) + f"Question: {example.question}\nAnswer:"
 
     def score(self, example: Example, completion: str) -> Score:
-        gold = Decimal(example.answer)
-        flexible, strict = flexible_number(completion), strict_number(completion)
+        if example.protocol != "lm-eval":
+            return nemo_skills_score(example.answer, completion)
+        flexible = regex_filter(completion, GSM8K_FLEXIBLE, -1)
+        strict = regex_filter(completion, GSM8K_STRICT, 0)
         return Score(
-            correct=flexible is not None and flexible == gold,
-            extracted=None if flexible is None else number_text(flexible),
-            detail=None if flexible is not None else "no number in the completion",
-            strict_correct=strict is not None and strict == gold,
-            strict_extracted=None if strict is None else number_text(strict),
+            correct=exact_match_normalise(flexible) == example.answer,
+            extracted=None if flexible == LM_EVAL_INVALID else flexible,
+            detail="flexible-extract found no number" if flexible == LM_EVAL_INVALID else None,
+            strict_correct=exact_match_normalise(strict) == example.answer,
+            strict_extracted=None if strict == LM_EVAL_INVALID else strict,
         )
+
+
+def minerva_exemplars() -> list[dict]:
+    return json.loads((EXEMPLARS / "minerva_math.json").read_text(encoding="utf-8"))["exemplars"]
 
 
 class MATH500(Task):
     name = "math500"
-    version = "1"
-    default_few_shot = 0
-    max_few_shot = 0
-    stop = ("\nProblem:",)
+    version = "2"
+    protocols = (
+        NEMO_SKILLS_MATH,
+        Protocol("lm-eval", "1", "lm-evaluation-harness 0.4.13: lm_eval/tasks/minerva_math/minerva_math500.yaml "
+                 "(task minerva_math500, version 3.1), metric math_verify", few_shot=4, max_few_shot=4,
+                 stop=("Problem:",), chat=False),
+    )
 
     def provenance(self, cfg: TaskConfig) -> Provenance:
         return self._load(cfg)[1]
 
     def _load(self, cfg: TaskConfig):
         rows, provenance = load_rows(cfg, MATH500_HUB)
-        require_columns(rows, ("problem", "answer", "subject", "level", "unique_id"), "MATH-500")
+        require_columns(rows, ("problem", "solution", "answer", "subject", "level", "unique_id"), "MATH-500")
         return rows, provenance
 
     def examples(self, cfg: TaskConfig) -> list[Example]:
         rows, _ = self._load(cfg)
+        shots = tuple((s["problem"], s["solution"]) for s in minerva_exemplars()[: self.few_shot(cfg)])
         examples = [
             Example(id=row["unique_id"], question=row["problem"], answer=row["answer"],
-                    category=f"{row['subject']}, level {row['level']}")
+                    category=f"{row['subject']}, level {row['level']}", protocol=cfg.protocol,
+                    metadata={"solution": row["solution"], "shots": shots} if cfg.protocol == "lm-eval" else {})
             for row in rows
         ]
         return take(examples, cfg)
 
     def render(self, example: Example, cfg: TaskConfig, filler: str = "") -> str:
+        if cfg.protocol != "lm-eval":
+            return nemo_skills_prompt(example.question, filler)
+        blocks = [f"Problem:\n{problem}\n\nSolution: {solution}\n\n" for problem, solution in example.metadata["shots"]]
         prefix = f"{filler}\n\n" if filler else ""
-        return (f"{prefix}Solve the following math problem. Put the final answer, and only the final answer, "
-                f"inside \\boxed{{}}.\n\nProblem: {example.question}\n\nSolution:")
+        return prefix + "".join(blocks) + f"Problem:\n{example.question}\n\nSolution:"
 
     def score(self, example: Example, completion: str) -> Score:
+        if example.protocol != "lm-eval":
+            return nemo_skills_score(example.answer, completion)
         parse, verify = _math_verify()
         timeout = 5 if threading.current_thread() is threading.main_thread() else None  # it times out with SIGALRM
-        gold = parse(f"${example.answer}$", parsing_timeout=timeout)
+        # minerva_math/utils.py process_results: verify(gold=parse(doc["solution"]), target=parse(candidates))
+        gold = parse(example.metadata["solution"], parsing_timeout=timeout)
         if not gold:
-            raise DatasetError(f"math-verify cannot parse the MATH-500 reference answer {example.answer!r}")
-        boxed = last_boxed(completion)
-        predicted = parse(completion if boxed is None else f"$\\boxed{{{boxed}}}$", parsing_timeout=timeout)
-        if not predicted:
-            return Score(correct=False, extracted=None, detail="no answer math-verify can parse")
-        correct = bool(verify(gold, predicted, timeout_seconds=timeout))
-        return Score(correct=correct, extracted=str(predicted[-1]))
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last \\boxed{...} (braces balanced), or None. Only the last box counts:
-    math-verify alone would read `\\boxed{3}, ... \\boxed{4}` as the set {3, 4}."""
-    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
-    if start < 0:
-        return None
-    position = text.index("{", start) + 1
-    depth = 1
-    for end in range(position, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[end], 0)
-        if depth == 0:
-            return text[position:end]
-    return None
+            raise DatasetError(f"math-verify cannot parse the MATH-500 reference solution of {example.id}")
+        predicted = parse(completion, parsing_timeout=timeout)
+        correct = bool(verify(gold=gold, target=predicted, timeout_seconds=timeout))
+        return Score(correct=correct, extracted=str(predicted[-1]) if predicted else None,
+                     detail=None if predicted else "no answer math-verify can parse")
 
 
 def _math_verify():

@@ -33,8 +33,6 @@ COLUMNS = ("question_id", "category", "turns")
 
 class SpeedBench(Task):
     version = "1"
-    default_few_shot = 0
-    max_few_shot = 0
 
     def __init__(self, config: str):
         self.config = config
