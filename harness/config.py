@@ -16,6 +16,8 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from reference_decoders.sampling import ACCEPTANCE_RULES
+
 MODES = ("ar", "diffusion", "linear_spec", "quadratic_spec")
 FAMILIES = ("auto", "qwen3", "ministral3", "nemotron_labs_diffusion")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
@@ -78,9 +80,15 @@ class ModeConfig:
     temperature: float = 0.0
     use_draft_lora: bool = False
     batch_size: int = 1
+    # speculative modes with a temperature: speculative (min(1, p/q)) | sample_match (the vendor's
+    # rule: accept while the AR sample equals the draft); both exact, see reference_decoders.sampling
+    acceptance: str = "speculative"
 
     def __post_init__(self):
         _choice(self.name, "mode.name", MODES)
+        _choice(self.acceptance, "mode.acceptance", ACCEPTANCE_RULES)
+        _require(self.acceptance == "speculative" or self.name in ("linear_spec", "quadratic_spec"), "mode.acceptance",
+                 f"mode {self.name} verifies no drafts; only linear_spec and quadratic_spec take an acceptance rule")
         _require(self.temperature >= 0, "mode.temperature", f"must be >= 0, got {self.temperature}")
         _require(self.batch_size >= 1, "mode.batch_size", f"must be >= 1, got {self.batch_size}")
         if self.name == "ar":

@@ -115,6 +115,7 @@ def collect_rows(bench: BenchConfig, runner, base: dict) -> tuple[list[dict], di
         "model_weight_bytes": info.model_weight_bytes,
         "block_length": info.block_length,
         "timing_only": info.timing_only,
+        "draft_lora_tensors": info.draft_lora_tensors,
         **(info.model_shape.columns() if info.model_shape is not None else {}),
         **(task_columns.cell_columns(task, bench.task, info.tokenizer) if runner.uses_task_samples else {}),
     }

@@ -43,9 +43,14 @@ _IDENTITY = [
     Column("threshold", pa.float64(), "diffusion commit / linear_spec draft threshold (null = fixed schedule)"),
     Column("steps", pa.int64(), "diffusion passes per block for the fixed schedule (null otherwise)"),
     Column("temperature", pa.float64(), "sampling temperature (0 = greedy)"),
+    Column("acceptance_rule", pa.string(), "how drafts were verified: greedy (T = 0: argmax equals the draft) | speculative "
+           "(accept with min(1, p/q), resample the residual) | sample_match (the vendor's T > 0 rule: accept while the "
+           "AR sample equals the draft); null for modes without drafts"),
     Column("batch_size", pa.int64(), "sequences decoded together"),
     Column("draft_lora", pa.string(), "configured draft LoRA (null = none)"),
     Column("draft_adapter_active", pa.bool_(), "a draft pass ran with the LoRA on (null = no adapter loaded)"),
+    Column("draft_lora_tensors", pa.int64(), "saved tensors of the draft LoRA loaded onto the model: all of them, or the cell "
+           "fails before its first sample (null = no adapter loaded)"),
     Column("runner", pa.string(), "reference | vendor | vllm | sglang"),
     Column("hardware", pa.string(), "configured hardware profile"),
     Column("hardware_detected", pa.string(), "device name detected at run time"),
@@ -67,7 +72,8 @@ _SAMPLE = [
     Column("prompt_tokens", pa.int64(), "prompt length in the model's tokens"),
     Column("new_tokens", pa.int64(), "tokens emitted up to and including the first EOS, at most max_new_tokens"),
     Column("max_new_tokens", pa.int64(), "generation limit"),
-    Column("tokens_untrimmed", pa.int64(), "tokens the decoder emitted before trimming (vendor linear_spec returns these)"),
+    Column("tokens_untrimmed", pa.int64(), "tokens the mode's vendor function returns: emitted up to the first EOS, the "
+           "last accepted run or block whole (linear_spec, diffusion); at most max_new_tokens for quadratic_spec"),
     Column("finish_reason", pa.string(), "eos | length"),
     Column("output_token_ids", pa.list_(pa.int64()), "the new tokens"),
     Column("output_text", pa.string(), "decoded new tokens (special tokens skipped)"),

@@ -17,7 +17,7 @@ import torch
 from reference_decoders.adapter import ModelAdapter
 from reference_decoders.ar import ar_generate
 from reference_decoders.conventions import RULES as VENDOR_NFE_RULES
-from reference_decoders.conventions import vendor_nfe
+from reference_decoders.conventions import vendor_nfe, vendor_tokens
 from reference_decoders.counting import FORWARD_KINDS, ForwardCounter
 from reference_decoders.diffusion import diffusion_generate
 from reference_decoders.linear_spec import linear_spec_generate
@@ -35,6 +35,7 @@ DECODERS = {
     "quadratic_spec": quadratic_spec_generate,
 }
 BATCHED_MODES = ("ar", "diffusion")
+SPECULATIVE_MODES = ("linear_spec", "quadratic_spec")
 
 
 def generate(model, prompt_ids: torch.Tensor, mode: str, *, time_forwards: bool = True, **params) -> GenerateResult:
@@ -60,7 +61,7 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
     device = next(model.parameters()).device
     prompt_ids, prompt_valid = left_pad(prompts, device)
     generator = torch.Generator(device=device).manual_seed(decode_params.seed)
-    sampler = Sampler(decode_params.temperature, generator)
+    sampler = Sampler(decode_params.temperature, generator, decode_params.acceptance)
 
     counter = ForwardCounter(counting_target(model), time_forwards=time_forwards)
     adapter = ModelAdapter(model, counter)
@@ -90,10 +91,11 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
             emit_seconds=stream.emit_seconds,
             emit_counts=stream.emit_counts,
             finish_reason=stream.finish_reason,
-            tokens_untrimmed=stream.tokens_untrimmed,
+            tokens_untrimmed=vendor_tokens(mode, stream.tokens_untrimmed, decode_params.max_new_tokens),
             draft_adapter_active=adapter.draft_adapter_used if adapter.has_draft_adapter else None,
-            vendor_nfe=vendor_nfe(mode, forwards, len(stream.tokens)),
+            vendor_nfe=vendor_nfe(mode, forwards, len(stream.tokens), stream.final_emit_cut),
             vendor_nfe_rule=VENDOR_NFE_RULES[mode],
+            acceptance_rule=sampler.acceptance_rule if mode in SPECULATIVE_MODES else None,
             batch_size=len(prompts),
             params=decode_params.as_dict(),
             timing_method="perf_counter+cuda_sync" if device.type == "cuda" else "perf_counter",

@@ -5,8 +5,9 @@
 - ``nemotron_labs_diffusion`` is a Ministral3 model under other names: ``encoder.*`` is the
   Ministral3 backbone and ``diffusion_head`` the LM head, so its config is translated into a
   `Ministral3Config` and its weights renamed on the fly (``key_mapping``).
-- the linear_spec draft LoRA (``linear_spec_lora``) attaches through peft; the decoders switch it
-  on for draft passes only.
+- the linear_spec draft LoRA (``linear_spec_lora``) attaches through peft, its tensors renamed with
+  the same mapping as the base weights (`attach_draft_lora`); the decoders switch it on for draft
+  passes only.
 
 ``source`` is a local directory or a Hugging Face hub id (with ``revision``); the same code path
 serves both, so the tests exercise the real loader on checkpoints they write themselves.
@@ -15,6 +16,7 @@ serves both, so the tests exercise the real loader on checkpoints they write the
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ class LoadedModel:
     weight_bytes: int
     draft_lora_loaded: bool
     random_weights: bool
+    draft_lora_tensors: int | None = None  # saved adapter tensors loaded onto the model (all of them, or no model)
 
 
 def read_checkpoint_config(source: str, revision: str | None = None) -> dict:
@@ -106,13 +109,10 @@ def load_checkpoint(
     eos = _eos_token_ids(source, revision, raw)
     model.generation_config.eos_token_id = list(eos)
 
-    draft_lora_loaded = False
+    draft_lora_tensors = None
     if draft_lora and not random_weights:
-        from peft import PeftModel  # optional dependency: only draft-LoRA runs need it
-
-        lora_source, subfolder = _lora_location(source, draft_lora)
-        model = PeftModel.from_pretrained(model, lora_source, subfolder=subfolder, revision=revision).eval()
-        draft_lora_loaded = True
+        key_mapping = NEMOTRON_KEY_MAPPING if family == "nemotron_labs_diffusion" else None
+        model, draft_lora_tensors = attach_draft_lora(model, source, draft_lora, revision, key_mapping, device)
 
     tokenizer = None if random_weights else load_tokenizer(source, revision)
     parameters = list(model.parameters())
@@ -126,9 +126,72 @@ def load_checkpoint(
         max_positions=int(config.max_position_embeddings),
         num_parameters=sum(p.numel() for p in parameters),
         weight_bytes=sum(p.numel() * p.element_size() for p in parameters),
-        draft_lora_loaded=draft_lora_loaded,
+        draft_lora_loaded=draft_lora_tensors is not None,
         random_weights=random_weights,
+        draft_lora_tensors=draft_lora_tensors,
     )
+
+
+class DraftLoraMismatch(ValueError):
+    """The draft LoRA's saved tensors and the model's modules do not pair up."""
+
+
+def attach_draft_lora(model, source: str, draft_lora: str, revision: str | None, key_mapping: dict[str, str] | None,
+                      device) -> tuple[torch.nn.Module, int]:
+    """Wrap ``model`` in peft with the draft LoRA; returns (peft model, saved tensors loaded).
+
+    peft saves adapter tensors under the module paths of the model it was trained on,
+    ``base_model.model.<path>``: the vendor trained its LoRA on ``NemotronLabsDiffusionModel``, so
+    its paths start with ``encoder.`` where ours start with ``model.``. ``key_mapping`` (the base
+    weights' mapping) renames them, and the adapter config's module names, before loading. peft
+    itself only warns when saved tensors find no module (the adapter then runs at its initial
+    weights, zero or random), so the load is checked here: any saved tensor left over, or any
+    adapter parameter no saved tensor filled, refuses the model with the keys named.
+    """
+    from peft import LoraConfig, PeftConfig, get_peft_model, load_peft_weights, set_peft_model_state_dict
+
+    lora_source, subfolder = _lora_location(source, draft_lora)
+    where = f"{lora_source}" + (f" (subfolder {subfolder})" if subfolder else "")
+    hub = {k: v for k, v in {"subfolder": subfolder, "revision": revision}.items() if v is not None}
+    config = PeftConfig.from_pretrained(lora_source, **hub)
+    if not isinstance(config, LoraConfig):
+        raise DraftLoraMismatch(f"draft adapter {where} is a {config.peft_type} adapter; the draft adapter must be a LoRA")
+    config.inference_mode = True
+    if key_mapping:
+        if isinstance(config.target_modules, (list, set, tuple)):
+            config.target_modules = {map_key(name, key_mapping) for name in config.target_modules}
+        if config.modules_to_save:
+            config.modules_to_save = [map_key(name, key_mapping) for name in config.modules_to_save]
+    try:
+        peft_model = get_peft_model(model, config)
+    except ValueError as exc:  # peft: no module of the model matches target_modules
+        raise DraftLoraMismatch(f"draft LoRA {where}: its target modules match no module of the model: {exc}") from exc
+    saved = load_peft_weights(lora_source, device=str(device), key_mapping=key_mapping, **hub)
+    result = set_peft_model_state_dict(peft_model, saved)
+    unloaded = sorted(result.unexpected_keys)
+    adapter = f".{peft_model.active_adapter}."
+    unfilled = sorted(k for k in result.missing_keys if adapter in k)
+    if unloaded or unfilled:
+        raise DraftLoraMismatch(
+            f"draft LoRA {where} does not fit the model ({len(saved)} saved tensors): "
+            + (f"{len(unloaded)} saved tensor(s) match no module of the model: {_first(unloaded)}; " if unloaded else "")
+            + (f"{len(unfilled)} adapter parameter(s) no saved tensor filled: {_first(unfilled)}; " if unfilled else "")
+            + "the adapter was saved for other module paths than the key mapping covers"
+        )
+    return peft_model.eval(), len(saved)
+
+
+def map_key(name: str, key_mapping: dict[str, str]) -> str:
+    """A module path or weight name renamed by the first pattern of ``key_mapping`` that matches."""
+    for pattern, replacement in key_mapping.items():
+        renamed, count = re.subn(pattern, replacement, name)
+        if count:
+            return renamed
+    return name
+
+
+def _first(keys: list[str], n: int = 8) -> str:
+    return ", ".join(keys[:n]) + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
 
 
 def _eos_token_ids(source: str, revision: str | None, raw_config: dict) -> tuple[int, ...]:

@@ -2,8 +2,9 @@
 
 `TokenStream` is the single place where the output rules live, so every mode obeys the same
 ones (DESIGN.md section 5): tokens are cut after the first EOS and never exceed
-``max_new_tokens``. Whatever a mode emitted beyond that is counted in ``tokens_untrimmed``, the
-figure the vendor's ``linear_spec_generate`` would have returned.
+``max_new_tokens``. ``tokens_untrimmed`` counts what the mode emitted up to its first EOS without
+the ``max_new_tokens`` cut: the vendor's ``linear_spec_generate`` returns its last accepted run
+whole, but, like every vendor function, truncates at the first EOS.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class TokenStream:
         self.tokens: list[int] = []
         self.tokens_untrimmed = 0
         self.finish_reason: str | None = None
+        # The last emit() dropped some of its tokens (after an EOS, or beyond max_new_tokens):
+        # whether the output ends on the last token a forward produced (reference_decoders.conventions).
+        self.final_emit_cut = False
         self.emit_seconds: list[float] = []  # since `started`, when tokens became final
         self.emit_counts: list[int] = []  # len(tokens) at that moment
 
@@ -39,15 +43,15 @@ class TokenStream:
         """Append tokens that are final; ignores anything after the stream is done."""
         if self.done:
             return
-        self.tokens_untrimmed += len(new_tokens)
-        for token in new_tokens:
-            self.tokens.append(token)
-            if token in self.eos_token_ids:
-                self.finish_reason = "eos"
-                break
-            if len(self.tokens) >= self.max_new_tokens:
-                self.finish_reason = "length"
-                break
+        up_to_eos = next((i + 1 for i, t in enumerate(new_tokens) if t in self.eos_token_ids), len(new_tokens))
+        self.tokens_untrimmed += up_to_eos
+        kept = min(up_to_eos, self.remaining)
+        self.tokens.extend(new_tokens[:kept])
+        self.final_emit_cut = kept < len(new_tokens)
+        if kept and self.tokens[-1] in self.eos_token_ids:
+            self.finish_reason = "eos"
+        elif len(self.tokens) >= self.max_new_tokens:
+            self.finish_reason = "length"
         self.emit_seconds.append(time.perf_counter() - self.started)
         self.emit_counts.append(len(self.tokens))
 
@@ -65,10 +69,13 @@ class GenerateResult:
     emit_seconds: list[float]
     emit_counts: list[int]
     finish_reason: str
-    tokens_untrimmed: int
+    tokens_untrimmed: int  # what the vendor's function for the mode returns (reference_decoders.conventions)
     draft_adapter_active: bool | None
     vendor_nfe: int | None
     vendor_nfe_rule: str
+    # how drafts were verified: greedy | speculative | sample_match (reference_decoders.sampling);
+    # None for the modes that verify nothing
+    acceptance_rule: str | None = None
     batch_size: int = 1
     params: dict = field(default_factory=dict)
     # how emit_seconds were taken: host perf_counter from request start to the host readback of

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from reference_decoders.sampling import ACCEPTANCE_RULES
+
 MODES = ("ar", "diffusion", "linear_spec", "quadratic_spec")
 
 # The vendor default block length (Nemotron-Labs-Diffusion chat example, DESIGN.md section 4);
@@ -24,6 +26,8 @@ class DecodeParams:
     temperature: float = 0.0
     seed: int = 0
     use_draft_adapter: bool = True
+    # speculative modes with a temperature: how drafts are accepted (reference_decoders.sampling)
+    acceptance: str = "speculative"
 
     def check(self, mode: str) -> None:
         if mode not in MODES:
@@ -32,6 +36,8 @@ class DecodeParams:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.acceptance not in ACCEPTANCE_RULES:
+            raise ValueError(f"unknown acceptance rule {self.acceptance!r}; valid: {', '.join(ACCEPTANCE_RULES)}")
         if mode == "ar":
             return
         if self.mask_token_id is None:

@@ -12,7 +12,10 @@ step: one forward over L(L+1) query tokens (layout in `masks.quadratic_spec`):
   Accept d_0 (already verified) and then d_k while AR(d_{k-1}) == d_k; keep only the prefix and
   the accepted drafts in the KV cache; the next drafts are [AR token after the last accepted
   draft, group (a-1)'s masks 2..L].
-Lossless against ar under greedy decoding. Forwards: 1 prefill + one `quadratic` pass per step.
+Lossless against ar under greedy decoding; with a temperature the output follows ar's distribution
+under either acceptance rule (reference_decoders.sampling): the drafts d_1.. are drawn
+independently from their group's distributions, which see only accepted tokens, never the AR
+token d_0 they follow. Forwards: 1 prefill + one `quadratic` pass per step.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def prefill_and_draft(adapter: ModelAdapter, prompt_ids: torch.Tensor, params: D
     adapter.keep(state, n)
     draft_logits = torch.cat([logits[:1], logits[2:]])  # the AR logit replaces the first mask's
     drafts = sampler.tokens(draft_logits)
-    return state, drafts, None if sampler.greedy else sampler.probs(draft_logits)
+    return state, drafts, sampler.probs(draft_logits) if sampler.needs_draft_probs else None
 
 
 def speculative_step(adapter: ModelAdapter, state, drafts: torch.Tensor, draft_probs, params: DecodeParams, sampler: Sampler):
@@ -61,7 +64,7 @@ def speculative_step(adapter: ModelAdapter, state, drafts: torch.Tensor, draft_p
     adapter.keep(state, accepted)
     group = logits[L + (accepted - 1) * L : L + accepted * L]  # [L, V]; mask j drafts the token `accepted + j` after d_0
     next_drafts = torch.cat([torch.tensor([next_token], device=adapter.device), sampler.tokens(group[1:])])
-    next_probs = None if sampler.greedy else sampler.probs(group)
+    next_probs = sampler.probs(group) if sampler.needs_draft_probs else None
     return drafts[1:accepted].tolist() + [next_token], next_drafts, next_probs
 
 

@@ -36,6 +36,7 @@ class CellInfo:
     hardware_detected: str | None = None
     timing_only: bool = False
     model_shape: Any = None  # harness.costs.ModelShape: what the roofline needs, recorded as model_* columns
+    draft_lora_tensors: int | None = None  # saved draft-LoRA tensors loaded onto the model (None = no adapter)
     tokenizer: Any = None  # for prompt building; not recorded
 
 
@@ -68,6 +69,7 @@ class SampleResult:
     e2e_s: float | None = None
     timing_method: str | None = None  # how ttft_s / e2e_s / emit_seconds were taken
     draft_adapter_active: bool | None = None
+    acceptance_rule: str | None = None  # greedy | speculative | sample_match (speculative modes only)
     batch_size: int | None = None  # sequences in this row's forwards, when the runner decides it per sample
     extra: dict[str, Any] = field(default_factory=dict)  # runner-specific record columns (harness.records.COLUMNS)
 

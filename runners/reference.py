@@ -100,6 +100,7 @@ class ReferenceRunner(Runner):
             timing_only=loaded.random_weights,
             model_shape=model_shape(loaded.model),
             tokenizer=loaded.tokenizer,
+            draft_lora_tensors=loaded.draft_lora_tensors,
         )
 
     def decode_params(self, bench, info: CellInfo, sample_id: str) -> dict:
@@ -116,6 +117,8 @@ class ReferenceRunner(Runner):
             params["steps"] = mode.steps
         if mode.name == "linear_spec":
             params["use_draft_adapter"] = mode.use_draft_lora
+        if mode.name in reference_decoders.SPECULATIVE_MODES:
+            params["acceptance"] = mode.acceptance
         return params
 
     def run(self, bench, info: CellInfo, samples: list) -> Iterator[SampleResult]:
@@ -185,6 +188,7 @@ class ReferenceRunner(Runner):
             e2e_s=result.emit_seconds[-1] if result.emit_seconds else None,
             timing_method=result.timing_method,
             draft_adapter_active=result.draft_adapter_active,
+            acceptance_rule=result.acceptance_rule,
             batch_size=result.batch_size,
         )
 

@@ -20,7 +20,7 @@ import torch
 from harness.models import resolve_source
 from harness.prompts import Unfittable
 from reference_decoders.counting import ForwardCounter
-from reference_decoders.loading import DTYPES, load_tokenizer, read_checkpoint_config
+from reference_decoders.loading import DTYPES, attach_draft_lora, load_tokenizer, read_checkpoint_config
 from reference_decoders.output import TokenStream
 from runners.base import CellInfo, Runner, SampleResult
 
@@ -51,11 +51,10 @@ class VendorRunner(Runner):
         model = AutoModel.from_pretrained(source, revision=bench.model.revision, trust_remote_code=True,
                                           dtype=DTYPES[bench.model.dtype]).to(device).eval()
         if bench.mode.use_draft_lora and bench.model.draft_lora:
-            from peft import PeftModel
-
             # As the vendor's evaluate.py does: wrap, then unwrap so that the model's own methods
-            # (which switch the adapter on for draft passes) are reachable.
-            model = PeftModel.from_pretrained(model, source, subfolder=bench.model.draft_lora).model.eval()
+            # (which switch the adapter on for draft passes) are reachable. The adapter's names are
+            # the vendor model's own, so no key mapping; the load is still checked.
+            model = attach_draft_lora(model, source, bench.model.draft_lora, bench.model.revision, None, device)[0].model.eval()
         self.model = model
         self.tokenizer = load_tokenizer(source, bench.model.revision)
         raw = read_checkpoint_config(source, bench.model.revision)

@@ -48,11 +48,14 @@ def test_default_config_is_the_embedded_tiny_sweep():
         ("mode.batch_size=4", None),
         ("hardware.device_pattern='*H100'", "hardware.device_pattern: not a valid regular expression"),
         ("sweep.name=a/b", "sweep.name: 'a/b' must be letters"),
+        ("mode=linear_spec mode.acceptance=vendor", "mode.acceptance: 'vendor' is not valid; choose one of: speculative, sample_match"),
+        ("mode=diffusion mode.acceptance=sample_match", "mode.acceptance: mode diffusion verifies no drafts"),
+        ("mode=quadratic_spec mode.acceptance=sample_match mode.temperature=1.0", None),
     ],
 )
 def test_invalid_values_are_named_with_valid_choices(override, message):
     overrides = override.split()
-    if message is None:  # batching is valid for ar
+    if message is None:  # valid: batching ar, the vendor's acceptance rule for a speculative mode
         composed(*overrides)
         return
     with pytest.raises(ConfigError) as info:

@@ -16,6 +16,7 @@ import torch
 from reference_decoders import generate, generate_batch, masks
 from reference_decoders.adapter import ModelAdapter
 from reference_decoders.counting import ForwardCounter
+from reference_decoders.output import TokenStream
 from reference_decoders.sampling import Sampler
 from reference_decoders.tiny import tiny_model
 
@@ -120,6 +121,103 @@ def test_max_new_tokens_trims_the_last_accepted_run():
     assert r.tokens == [0, 0, 0] and r.finish_reason == "length"
     assert r.tokens_untrimmed == 5  # t1 + one accepted run of 4: the vendor returns 5 tokens
     assert r.accept_lengths == [2]  # acceptance counts what the output keeps
+
+
+# -- the vendor's conventions: tokens returned, nfe -----------------------------------------------
+
+
+def test_untrimmed_tokens_stop_at_the_first_eos_but_not_at_max_new_tokens():
+    """What the vendor's functions return: a run past max_new_tokens whole, nothing past an EOS."""
+    overshoot = TokenStream(max_new_tokens=3, eos_token_ids=(9,))
+    overshoot.emit([5])
+    overshoot.emit([6, 7, 8, 4])
+    assert overshoot.tokens == [5, 6, 7] and overshoot.tokens_untrimmed == 5 and overshoot.final_emit_cut
+    eos_inside = TokenStream(10, (9,))
+    eos_inside.emit([5])
+    eos_inside.emit([6, 9, 7, 8])
+    assert eos_inside.tokens == [5, 6, 9] and eos_inside.tokens_untrimmed == 3 and eos_inside.final_emit_cut
+    assert eos_inside.finish_reason == "eos"
+    eos_last = TokenStream(10, (9,))
+    eos_last.emit([5, 6, 9])
+    assert eos_last.tokens_untrimmed == 3 and not eos_last.final_emit_cut
+    both = TokenStream(2, (9,))
+    both.emit([5, 6, 7, 9, 1])  # cut at max_new_tokens, the returned run ends at its EOS
+    assert both.tokens == [5, 6] and both.tokens_untrimmed == 4 and both.finish_reason == "length"
+
+
+def eos_inside_an_emission(result) -> int | None:
+    """Index of a token that occurs for the first time inside (not at the end of) one emission."""
+    ends = set(c - 1 for c in result.emit_counts)
+    for i, token in enumerate(result.tokens):
+        if i not in ends and token not in result.tokens[:i]:
+            return i
+    return None
+
+
+@pytest.mark.parametrize("mode", ["diffusion", "linear_spec"])
+def test_an_eos_inside_a_run_or_block_ends_the_untrimmed_count(model, mode):
+    params = {"block_length": 4, **({"threshold": 0.5} if mode == "diffusion" else {})}
+    for seed in range(10):
+        prompt = random_prompt(6, 20 + seed)
+        free = generate(model, prompt, mode, max_new_tokens=40, eos_token_ids=NO_EOS, **params)
+        i = eos_inside_an_emission(free)
+        if i is not None:
+            break
+    assert i is not None, "no run or block held a fresh token before its end"
+    cut = generate(model, prompt, mode, max_new_tokens=40, eos_token_id=free.tokens[i], **params)
+    assert cut.tokens == free.tokens[: i + 1]
+    assert cut.tokens_untrimmed == i + 1  # the tokens after the EOS in the same run or block do not count
+
+
+def vendor_self_spec_nfe(tokens: list[int], accepted_per_step: list[int], max_new_tokens: int, eos: int | None) -> int:
+    """The vendor's self_spec_generate loop, restated: nfe 1 for the joint prefill + draft pass; each
+    step is one forward and makes final its accepted drafts d_0 .. d_{a-1} (the AR token after them
+    is the next step's d_0); it stops after the step whose accepted drafts hold EOS or bring the
+    total to max_new_tokens."""
+    nfe, total = 1, 0
+    for accepted in accepted_per_step:
+        nfe += 1
+        if eos in tokens[total : total + accepted]:
+            return nfe
+        total += accepted
+        if total >= max_new_tokens:
+            return nfe
+    raise AssertionError("the free run is too short for this limit")
+
+
+@pytest.mark.parametrize("max_new_tokens", [1, 2, 3, 4, 5, 8, 9, 13])
+def test_quadratic_vendor_nfe_under_full_acceptance(max_new_tokens):
+    """Every draft accepted (L = 4): a vendor step makes 4 tokens final, so it stops after
+    ceil(N / 4) steps; ours emits t1 at the prefill and 4 tokens per step."""
+    L = 4
+    r = generate(constant_model(), random_prompt(5, 0), "quadratic_spec", max_new_tokens=max_new_tokens, block_length=L,
+                 eos_token_ids=NO_EOS)
+    assert sum(r.forwards.values()) == 1 + math.ceil((max_new_tokens - 1) / L)
+    assert r.vendor_nfe == 1 + math.ceil(max_new_tokens / L)
+
+
+def test_quadratic_vendor_nfe_when_the_first_token_is_eos():
+    r = generate(constant_model(), random_prompt(5, 0), "quadratic_spec", max_new_tokens=8, block_length=4, eos_token_id=0)
+    assert r.tokens == [0] and sum(r.forwards.values()) == 1  # the prefill alone
+    assert r.vendor_nfe == 2  # the vendor's first quadratic step is what makes d_0 = EOS final
+
+
+def test_quadratic_vendor_nfe_equals_the_vendor_loop_on_every_limit_and_eos():
+    """A real model whose acceptance varies (runs of 1 and 2 early on, for this prompt): for every
+    limit and EOS choice, our reproduction of the vendor's nfe equals the restated vendor loop
+    over the same accepted runs."""
+    model, prompt, L = tiny_model("ministral3", dtype=torch.float64, seed=0, peakiness=20.0), random_prompt(7, 31), 4
+    free = generate(model, prompt, "quadratic_spec", max_new_tokens=40, block_length=L, eos_token_ids=NO_EOS)
+    accepted = free.accept_lengths[:-1]  # the last run may have been cut
+    assert max(accepted[:10]) > 1
+    deltas = set()
+    for eos in [None, *free.tokens[1:8]]:
+        for limit in range(1, 21):
+            r = generate(model, prompt, "quadratic_spec", max_new_tokens=limit, block_length=L,
+                         **({"eos_token_ids": NO_EOS} if eos is None else {"eos_token_id": eos}))
+            assert r.vendor_nfe == vendor_self_spec_nfe(free.tokens, accepted, limit, eos), (eos, limit)
+            deltas.add(r.vendor_nfe - sum(r.forwards.values()))
+    assert deltas == {0, 1}  # both cases occur: the output ends on the last AR token, or inside a run
 
 
 # -- diffusion ------------------------------------------------------------------------------------

@@ -26,9 +26,10 @@ from harness.costs import usd_per_million_tokens
 from harness.metrics import with_derived
 
 # A cell of the report: everything that changes what is measured. draft_lora separates
-# linear_spec with and without its draft LoRA; concurrency separates an engine's load levels.
+# linear_spec with and without its draft LoRA; acceptance_rule the two exact rules of sampled
+# self-speculation; concurrency separates an engine's load levels.
 CELL_KEYS = ["sweep", "model", "mode", "block_length", "threshold", "steps", "draft_lora", "temperature",
-             "runner", "hardware", "context", "task", "task_protocol", "concurrency"]
+             "acceptance_rule", "runner", "hardware", "context", "task", "task_protocol", "concurrency"]
 # What a baseline cell must share with the cell it is compared with ("same hardware, same sweep").
 # task_protocol: rows scored under different protocols are never pooled nor paired
 MATCH_KEYS = ["sweep", "hardware", "runner", "context", "task", "task_protocol", "concurrency"]
@@ -43,6 +44,7 @@ OPTIONAL_COLUMNS = {
     "hw_gpus": np.nan, "model_kv_bytes_per_token": np.nan, "env_vllm": None, "env_sglang": None,
     "engine_version": None, "engine_command": None, "engine_accept_length": np.nan,
     "engine_counter_rule": None, "crosscheck_flag": None, "task_protocol": None, "score": np.nan,
+    "acceptance_rule": None,
 }
 
 # Ratio-of-sums figures: name -> (numerator, denominator) per-sample columns, summed over samples.
