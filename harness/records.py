@@ -148,6 +148,9 @@ _ACCURACY = [
     Column("prompt_tokens_o200k", pa.int64(), "prompt text (before any chat template) in tiktoken o200k_base tokens, SPEED-Bench's count (null: o200k_base not loadable)"),
     Column("correct_strict", pa.bool_(), "correct under the task's strict answer format (GSM8K `#### N`); null where it has none"),
     Column("extracted_answer_strict", pa.string(), "the answer read by the strict format"),
+    Column("sandbox_level", pa.string(), "how generated code was isolated when it ran (harness/sandbox.py): bwrap (namespaces, "
+           "seccomp, rlimits, audit hook) | unsafe (task.allow_unsafe_code=true without a kernel sandbox: rlimits and "
+           "audit hook only); null where no code ran"),
 ]
 
 # How each time was taken (harness/README "Timing, hardware and cost"); raw, per row.

@@ -35,6 +35,7 @@ class Score:
     detail: str | None = None  # why it failed, when that is not obvious (sandbox errors, ...)
     strict_correct: bool | None = None  # the task's strict-format verdict, where it has one (GSM8K `#### N`)
     strict_extracted: str | None = None
+    sandbox_level: str | None = None  # how the generated code was isolated when it ran (harness.sandbox.LEVELS)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class Task(ABC):
 
     @abstractmethod
     def score(self, example: Example, completion: str) -> Score: ...
+
+    def preflight(self, cfg: TaskConfig) -> None:
+        """Raise if this task cannot be scored on this machine; runs before any model loads."""
 
     def few_shot(self, cfg: TaskConfig) -> int:
         """Exemplars this configuration puts in each prompt."""

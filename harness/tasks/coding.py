@@ -12,9 +12,12 @@ MBPP sanitized (Austin et al. 2021, the hand-checked 427-problem subset): three 
 `[BEGIN]` code `[DONE]`); completions are cut at `[DONE]`. The program is the test imports, the
 extracted code and the asserts.
 
-pass@1 with one greedy sample: `correct` = the program ran its tests to the end and exited 0.
-A syntax error is caught before anything runs; every other failure (assertion, exception,
-timeout, memory, a refused operation) keeps the sandbox's reason in `score_detail`.
+pass@1 with one greedy sample: `correct` = the program ran, then its tests ran to their end (the
+two are compiled apart, so code cannot swallow the tests), and it exited 0. A syntax error is
+caught before anything runs; every other failure (assertion, exception, timeout, memory, a refused
+operation) keeps the sandbox's reason in `score_detail`, and `sandbox_level` says how the code was
+isolated. `task.code_time_limit_s` is each program's wall-clock limit; where no kernel sandbox can
+be set up the cell fails before the model loads unless `task.allow_unsafe_code=true`.
 """
 
 from __future__ import annotations
@@ -23,14 +26,13 @@ import ast
 import re
 
 from harness.config import TaskConfig
-from harness.sandbox import SandboxLimits, run_python
+from harness.sandbox import SandboxLimits, run_python, sandbox_level
 from harness.tasks.base import Example, Provenance, Score, Task, take, with_exemplars
 from harness.tasks.data import DatasetError, HubDataset, load_rows, require_columns
 
 HUMANEVAL_HUB = HubDataset("openai/openai_humaneval", None, "test", revision="7dce6050a7d6d172f3cc5c32aa97f52fa1a2e544")
 MBPP_HUB = HubDataset("google-research-datasets/mbpp", "sanitized", "test", revision="4bb6404fdc6cacfda99d4ac4205087b89d32030c")
 FENCED = re.compile(r"```[ \t]*(?:python|py|Python|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
-LIMITS = SandboxLimits()
 
 
 def fenced_code(completion: str) -> str | None:
@@ -43,17 +45,29 @@ def defines(code: str, function: str) -> bool:
     return re.search(rf"^def {re.escape(function)}\s*\(", code, re.MULTILINE) is not None
 
 
-def run_tests(program: str, code: str) -> Score:
-    """Score `program` (code + tests) by running it; `code` is what the model wrote (recorded)."""
-    try:
-        ast.parse(program)
-    except SyntaxError as exc:
-        return Score(correct=False, extracted=code, detail=f"SyntaxError: {exc.msg} (line {exc.lineno})")
-    result = run_python(program, LIMITS)
-    return Score(correct=result.passed, extracted=code, detail=None if result.passed else f"{result.status}: {result.reason}")
+def sandbox_settings(cfg: TaskConfig) -> dict:
+    """What each example carries for running its code (Task.score sees no config)."""
+    return {"limits": SandboxLimits.for_time_limit(cfg.code_time_limit_s), "allow_unsafe": cfg.allow_unsafe_code}
 
 
-class HumanEval(Task):
+def run_tests(program: str, tests: str, code: str, metadata: dict) -> Score:
+    """Score `program` by running it and then `tests`; `code` is what the model wrote (recorded)."""
+    for part, source in (("", program), ("the tests: ", tests)):
+        try:
+            ast.parse(source)
+        except SyntaxError as exc:
+            return Score(correct=False, extracted=code, detail=f"SyntaxError: {part}{exc.msg} (line {exc.lineno})")
+    result = run_python(program, metadata["limits"], tests=tests, allow_unsafe=metadata["allow_unsafe"])
+    detail = None if result.passed else f"{result.status}: {result.reason}"
+    return Score(correct=result.passed, extracted=code, detail=detail, sandbox_level=result.level)
+
+
+class CodeTask(Task):
+    def preflight(self, cfg: TaskConfig) -> None:
+        sandbox_level(cfg.allow_unsafe_code)  # raises SandboxUnavailable, saying why and what to set
+
+
+class HumanEval(CodeTask):
     name = "humaneval"
     version = "1"
     default_few_shot = 0
@@ -75,7 +89,7 @@ class HumanEval(Task):
         rows, _ = self._load(cfg)
         examples = [
             Example(id=row["task_id"], question=row["prompt"], answer=row.get("canonical_solution"),
-                    metadata={"test": row["test"], "entry_point": row["entry_point"]})
+                    metadata={"test": row["test"], "entry_point": row["entry_point"], **sandbox_settings(cfg)})
             for row in rows
         ]
         return take(examples, cfg)
@@ -93,11 +107,11 @@ class HumanEval(Task):
             program = f"{example.question}\n    pass\n\n{code}"  # the stub stays for its imports; the model's def replaces it
         else:
             program = example.question + code  # a continuation of the stub's body
-        program += f"\n\n{example.metadata['test']}\n\ncheck({entry_point})\n"
-        return run_tests(program, code)
+        tests = f"{example.metadata['test']}\n\ncheck({entry_point})\n"
+        return run_tests(program, tests, code, example.metadata)
 
 
-class MBPP(Task):
+class MBPP(CodeTask):
     name = "mbpp"
     version = "1"
     default_few_shot = 3
@@ -118,7 +132,8 @@ class MBPP(Task):
         shots = self.exemplars(cfg)
         examples = [
             Example(id=f"mbpp-{row['task_id']}", question=row["prompt"], answer=row["code"],
-                    metadata={"tests": tuple(row["test_list"]), "imports": tuple(row["test_imports"] or ()), "shots": shots})
+                    metadata={"tests": tuple(row["test_list"]), "imports": tuple(row["test_imports"] or ()), "shots": shots,
+                              **sandbox_settings(cfg)})
             for row in rows
         ]
         return take(examples, cfg)
@@ -148,8 +163,8 @@ class MBPP(Task):
         if code is None:
             code = completion.replace("[BEGIN]", "")
         code = code.strip("\n")
-        program = "\n".join((*example.metadata["imports"], code, "", *example.metadata["tests"], ""))
-        return run_tests(program, code)
+        program = "\n".join((*example.metadata["imports"], code, ""))
+        return run_tests(program, "\n".join((*example.metadata["tests"], "")), code, example.metadata)
 
 
 def _wrap(text: str, width: int = 76) -> list[str]:
