@@ -147,7 +147,7 @@ def sandbox_level(allow_unsafe: bool = False) -> str:
 
 def unavailable_reason() -> str | None:
     """Why no kernel sandbox can be set up here (None: it can)."""
-    return None if _kernel_sandbox() is not None else "; ".join(_probe()[1])
+    return None if _kernel_sandbox() is not None else "; ".join(_probe_cached()[1])
 
 
 def run_python(program: str, limits: SandboxLimits = SandboxLimits(), *, tests: str = "",
@@ -349,10 +349,6 @@ def runtime_roots() -> tuple[str, ...]:
     return tuple(p for p in real if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in real))
 
 
-def _probe() -> tuple[tuple[str, str] | None, list[str]]:
-    return _probe_cached()
-
-
 @functools.lru_cache(maxsize=1)
 def _probe_cached() -> tuple[tuple[str, str] | None, list[str]]:
     """The first bubblewrap that can run a trivial program here with every layer, as (path, version),
@@ -380,7 +376,8 @@ def _probe_cached() -> tuple[tuple[str, str] | None, list[str]]:
                     capture_output=True, text=True, timeout=30, pass_fds=(filter_r,), env=_clean_environment(SANDBOX_ROOT),
                 )
                 os.close(filter_r)
-                wrote = os.path.exists(os.path.join(workdir, "probe")) and open(os.path.join(workdir, "probe")).read()
+                probe = os.path.join(workdir, "probe")
+                wrote = open(probe).read() if os.path.exists(probe) else None
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
         except (OSError, subprocess.SubprocessError, IndexError) as exc:
@@ -394,7 +391,7 @@ def _probe_cached() -> tuple[tuple[str, str] | None, list[str]]:
 
 
 def _kernel_sandbox() -> tuple[str, str] | None:
-    return _probe()[0]
+    return _probe_cached()[0]
 
 
 def _bwrap_candidates() -> list[tuple[str, str | None]]:

@@ -159,6 +159,20 @@ def _accepted(server) -> bool:
     return True
 
 
+def _against(server, program: str, layer_set: str):
+    """Run a program that connects to `server` (listening on the host); evidence: it accepted."""
+    try:
+        result = run(program, limits(layer_set), tests=FAILING_TESTS)
+        accepted = _accepted(server)
+    finally:
+        server.close()
+    return result, "the host server accepted a connection" if accepted else None
+
+
+def _sender(address) -> str:
+    return f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({address!r})\ns.sendall(b'stolen')\n"
+
+
 def unix_socket_to_a_host_server(layer_set: str):
     folder = tempfile.mkdtemp(prefix="dlm-attack-")
     os.chmod(folder, 0o777)
@@ -166,38 +180,21 @@ def unix_socket_to_a_host_server(layer_set: str):
     server = _listening(socket.AF_UNIX, path)
     os.chmod(path, 0o777)
     try:
-        program = f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({path!r})\ns.sendall(b'stolen')\n"
-        result = run(program, limits(layer_set), tests=FAILING_TESTS)
-        accepted = _accepted(server)
+        return _against(server, _sender(path), layer_set)
     finally:
-        server.close()
         os.unlink(path)
         os.rmdir(folder)
-    return result, "the host server accepted a connection" if accepted else None
 
 
 def abstract_unix_socket(layer_set: str):
     name = f"\0dlm-attack-{uuid.uuid4().hex}"
-    server = _listening(socket.AF_UNIX, name)
-    try:
-        program = f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({name!r})\ns.sendall(b'stolen')\n"
-        result = run(program, limits(layer_set), tests=FAILING_TESTS)
-        accepted = _accepted(server)
-    finally:
-        server.close()
-    return result, "the host server accepted a connection" if accepted else None
+    return _against(_listening(socket.AF_UNIX, name), _sender(name), layer_set)
 
 
 def tcp_to_a_host_server(layer_set: str):
     server = _listening(socket.AF_INET, ("127.0.0.1", 0))
-    port = server.getsockname()[1]
-    try:
-        program = f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\ns.sendall(b'stolen')\n"
-        result = run(program, limits(layer_set), tests=FAILING_TESTS)
-        accepted = _accepted(server)
-    finally:
-        server.close()
-    return result, "the host server accepted a connection" if accepted else None
+    program = f"import socket\ns = socket.create_connection(('127.0.0.1', {server.getsockname()[1]}), timeout=2)\ns.sendall(b'stolen')\n"
+    return _against(server, program, layer_set)
 
 
 def fd_spray_forgery(layer_set: str):

@@ -258,7 +258,12 @@ def test_the_time_limit_is_a_task_setting():
     slow = task.score(example, "    import time\n    time.sleep(30)\n    return a + b\n")
     assert slow.correct is False and slow.detail == "timeout: timeout: wall-clock limit of 1 s reached"
     assert slow.sandbox_level == "bwrap"
-    assert task.score(example, "    return a + b\n").sandbox_level == "bwrap"
+    from harness.tasks.columns import score_columns
+
+    row = score_columns(task, example, "    return a + b\n\ndef unused():\n    pass\n", list(task.stop_strings(chat=False)))
+    assert row["correct"] is True and row["sandbox_level"] == "bwrap" and row["stop_string_hit"] == "\ndef"
+    syntax = score_columns(task, example, "    return a +* b\n", [])
+    assert syntax["correct"] is False and syntax["sandbox_level"] is None  # caught before anything ran
 
 
 def test_without_a_sandbox_a_code_cell_fails_before_the_model_loads(monkeypatch, tmp_path):
