@@ -218,15 +218,15 @@ def _run_bwrap(limits: SandboxLimits, workdir: str, files: dict, fds: dict) -> t
         args += ["--seccomp", str(filter_r)]
     args += [*_mount_args(), "--bind", workdir, SANDBOX_ROOT, "--chdir", SANDBOX_ROOT, "--remount-ro", "/",
              "--", sys.executable, "-I", "-B", "-c", _bootstrap(settings)]
-    try:
-        process = _popen(args, files, keep, workdir, SANDBOX_ROOT)
-    finally:
-        for fd in (info_w, filter_r):
-            if fd >= 0:
-                os.close(fd)
-    deadline = time.monotonic() + limits.wall_s
     pidfd = -1
     try:
+        try:
+            process = _popen(args, files, keep, workdir, SANDBOX_ROOT)
+        finally:
+            for fd in (info_w, filter_r):
+                if fd >= 0:
+                    os.close(fd)
+        deadline = time.monotonic() + limits.wall_s
         init = _read_info(info_r, process, deadline)
         if init is None and process.wait() != 0:
             raise SandboxError(f"bubblewrap did not start the program: {_tail(files['stderr'][1], 500).strip()}")

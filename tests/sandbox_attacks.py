@@ -191,10 +191,23 @@ def abstract_unix_socket(layer_set: str):
     return _against(_listening(socket.AF_UNIX, name), _sender(name), layer_set)
 
 
-def tcp_to_a_host_server(layer_set: str):
+def tcp_and_udp_to_a_host_server(layer_set: str):
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setblocking(False)
     server = _listening(socket.AF_INET, ("127.0.0.1", 0))
-    program = f"import socket\ns = socket.create_connection(('127.0.0.1', {server.getsockname()[1]}), timeout=2)\ns.sendall(b'stolen')\n"
-    return _against(server, program, layer_set)
+    program = (f"import socket\ntry:\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', {udp.getsockname()[1]}))\n"
+               f"finally:\n    socket.create_connection(('127.0.0.1', {server.getsockname()[1]}), timeout=2).sendall(b'stolen')\n")
+    try:
+        result, evidence = _against(server, program, layer_set)
+        try:
+            udp.recv(16)
+            evidence = "the host received a datagram"
+        except BlockingIOError:
+            pass
+    finally:
+        udp.close()
+    return result, evidence
 
 
 def fd_spray_forgery(layer_set: str):
@@ -275,17 +288,29 @@ def metadata_changes_outside_the_work_directory(layer_set: str):
 def writes_outside_the_work_directory(layer_set: str):
     folder = tempfile.mkdtemp(prefix="dlm-attack-")
     os.chmod(folder, 0o777)
-    target = os.path.join(folder, "escape")
+    target, keep = os.path.join(folder, "escape"), os.path.join(folder, "keep.txt")
+    with open(keep, "w") as handle:
+        handle.write("harness data")
+    os.chmod(keep, 0o666)
     outcomes = []
     for attempt in (f"open({target!r}, 'w').write('x')", f"import os\nos.symlink({target!r}, 'link')\nopen('link', 'w').write('x')",
                     "import os\nos.chdir('..')\nopen('escape', 'w').write('x')",
                     f"import os\nfd = os.open({target!r}, os.O_CREAT | os.O_WRONLY)\nos.write(fd, b'x')",
-                    f"open({os.__file__!r}, 'a').write('x')"):
+                    f"open({os.__file__!r}, 'a').write('x')", f"import os\nos.remove({keep!r})",
+                    f"open({keep!r}, 'w').write('overwritten')"):
         outcomes.append(run(attempt + "\n", limits(layer_set)))
-    created = os.listdir(folder)
-    os.rmdir(folder) if not created else None
+    changed = sorted(set(os.listdir(folder)) - {"keep.txt"}) + ([] if _read_text(keep) == "harness data" else ["keep.txt"])
+    shutil.rmtree(folder)
     worst = next((r for r in outcomes if r.passed), outcomes[0])
-    return worst, f"created on the host: {created}" if created else None
+    return worst, f"changed on the host: {changed}" if changed else None
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None
 
 
 def hook_state_cleared_through_a_traceback(layer_set: str):
@@ -390,7 +415,7 @@ ATTACKS = {
     "subprocess / system / multiprocessing / posix_spawn": (process_creation_apis, ("all", "kernel")),
     "Unix socket to a host server": (unix_socket_to_a_host_server, ("all", "kernel", "namespaces")),
     "abstract Unix socket": (abstract_unix_socket, ("all", "kernel", "namespaces")),
-    "TCP to a host server": (tcp_to_a_host_server, ("all", "kernel", "namespaces")),
+    "TCP and UDP to a host server": (tcp_and_udp_to_a_host_server, ("all", "kernel", "namespaces")),
     "forgery: fd spray then os._exit(0)": (fd_spray_forgery, ("all", "kernel")),
     "forgery: through the prelude's frame": (bootstrap_frame_forgery, ("all", "kernel")),
     "forgery: a thread after the tests failed": (late_thread_forgery, ("all", "kernel")),
