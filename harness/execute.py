@@ -95,8 +95,10 @@ def record_cell_outcome(store: ResultStore, cell: Cell, base: dict, status: str,
 
 def collect_rows(bench: BenchConfig, runner, base: dict) -> tuple[list[dict], dict[str, str]]:
     """The cell's rows and the metadata for its file (the raw GPU telemetry series)."""
-    info = runner.prepare(bench)
     task = get_task(bench.task.name)
+    if runner.uses_task_samples:
+        task.preflight(bench.task)  # e.g. no sandbox for generated code: fail before the model loads
+    info = runner.prepare(bench)
     if info.max_positions and bench.context.input_tokens + bench.task.max_new_tokens > info.max_positions:
         raise SkipCell(
             f"context {bench.context.input_tokens} + max_new_tokens {bench.task.max_new_tokens} exceeds "

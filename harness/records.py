@@ -168,6 +168,9 @@ _ACCURACY = [
     Column("correct_strict", pa.bool_(), "the protocol's second verdict: lm-eval GSM8K strict-match (`#### N`; `correct` is "
            "flexible-extract); null where the protocol has none"),
     Column("extracted_answer_strict", pa.string(), "the answer read for that second verdict"),
+    Column("sandbox_level", pa.string(), "how generated code was isolated when it ran (harness/sandbox.py): bwrap (namespaces, "
+           "seccomp, rlimits, audit hook) | unsafe (task.allow_unsafe_code=true without a kernel sandbox: rlimits and "
+           "audit hook only); null where no code ran"),
 ]
 
 # How each time was taken (harness/README "Timing, hardware and cost"); raw, per row.

@@ -58,6 +58,7 @@ class Score:
     strict_correct: bool | None = None  # the protocol's second verdict, where it has one (lm-eval GSM8K strict-match)
     strict_extracted: str | None = None
     value: float | None = None  # the protocol's per-sample score in [0, 1] (None: 1.0 if correct else 0.0)
+    sandbox_level: str | None = None  # how the generated code was isolated when it ran (harness.sandbox.LEVELS)
 
     @property
     def score(self) -> float | None:
@@ -107,6 +108,9 @@ class Task(ABC):
             if protocol.name == name:
                 return protocol
         raise KeyError(f"task {self.name} has no protocol {name!r}; valid: {', '.join(p.name for p in self.protocols)}")
+
+    def preflight(self, cfg: TaskConfig) -> None:
+        """Raise if this task cannot be scored on this machine; runs before any model loads."""
 
     def few_shot(self, cfg: TaskConfig) -> int:
         """Exemplars this configuration puts in each prompt."""

@@ -19,9 +19,12 @@ the **full** config's 500 test problems, 3 fixed exemplars (tasks 2, 3, 4, code 
 line ends), `[BEGIN]` / `[DONE]`; program = completion + newline + the first three asserts (the
 row's `test_setup_code` is not run, as lm-eval does not).
 
-pass@1 with one greedy sample: `correct` = the program ran its tests to the end and exited 0.
-A syntax error is caught before anything runs; every other failure (assertion, exception,
-timeout, memory, a refused operation) keeps the sandbox's reason in `score_detail`.
+pass@1 with one greedy sample: `correct` = the program ran, then its tests ran to their end (the
+two are compiled apart, so code cannot swallow the tests), and it exited 0. A syntax error is
+caught before anything runs; every other failure (assertion, exception, timeout, memory, a refused
+operation) keeps the sandbox's reason in `score_detail`, and `sandbox_level` says how the code was
+isolated. `task.code_time_limit_s` is each program's wall-clock limit; where no kernel sandbox can
+be set up the cell fails before the model loads unless `task.allow_unsafe_code=true`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import json
 from pathlib import Path
 
 from harness.config import TaskConfig
-from harness.sandbox import SandboxLimits, run_python
+from harness.sandbox import SandboxLimits, run_python, sandbox_level
 from harness.tasks.base import Example, Protocol, Provenance, Score, Task, take
 from harness.tasks.data import HubDataset, load_rows, require_columns
 from harness.tasks.math_reasoning import NEMO_SKILLS_COMMIT
@@ -40,7 +43,6 @@ HUMANEVAL_HUB = HubDataset("openai/openai_humaneval", None, "test", revision="7d
 MBPP_HUB = HubDataset("google-research-datasets/mbpp", "full", "test", revision="4bb6404fdc6cacfda99d4ac4205087b89d32030c")
 # No commit of evalplus/mbppplus was reachable from where this was written: set task.revision to pin one.
 MBPP_PLUS_HUB = HubDataset("evalplus/mbppplus", None, "test", revision="main")
-LIMITS = SandboxLimits()
 EXEMPLARS = Path(__file__).resolve().parent / "exemplars"
 
 NEMO_SKILLS_CODE = Protocol(
@@ -81,17 +83,29 @@ def preprocess_code(completion: str) -> str:
     return completion
 
 
-def run_tests(program: str, code: str) -> Score:
-    """Score `program` (code + tests) by running it; `code` is what the model wrote (recorded)."""
-    try:
-        ast.parse(program)
-    except SyntaxError as exc:
-        return Score(correct=False, extracted=code, detail=f"SyntaxError: {exc.msg} (line {exc.lineno})")
-    result = run_python(program, LIMITS)
-    return Score(correct=result.passed, extracted=code, detail=None if result.passed else f"{result.status}: {result.reason}")
+def sandbox_settings(cfg: TaskConfig) -> dict:
+    """What each example carries for running its code (Task.score sees no config)."""
+    return {"limits": SandboxLimits.for_time_limit(cfg.code_time_limit_s), "allow_unsafe": cfg.allow_unsafe_code}
 
 
-class HumanEval(Task):
+def run_tests(program: str, tests: str, code: str, metadata: dict) -> Score:
+    """Score `program` by running it and then `tests`; `code` is what the model wrote (recorded)."""
+    for part, source in (("", program), ("the tests: ", tests)):
+        try:
+            ast.parse(source)
+        except SyntaxError as exc:
+            return Score(correct=False, extracted=code, detail=f"SyntaxError: {part}{exc.msg} (line {exc.lineno})")
+    result = run_python(program, metadata["limits"], tests=tests, allow_unsafe=metadata["allow_unsafe"])
+    detail = None if result.passed else f"{result.status}: {result.reason}"
+    return Score(correct=result.passed, extracted=code, detail=detail, sandbox_level=result.level)
+
+
+class CodeTask(Task):
+    def preflight(self, cfg: TaskConfig) -> None:
+        sandbox_level(cfg.allow_unsafe_code)  # raises SandboxUnavailable, saying why and what to set
+
+
+class HumanEval(CodeTask):
     name = "humaneval"
     version = "2"
     protocols = (
@@ -112,7 +126,8 @@ class HumanEval(Task):
         rows, _ = self._load(cfg)
         examples = [
             Example(id=row["task_id"], question=row["prompt"], answer=row.get("canonical_solution"),
-                    metadata={"test": row["test"], "entry_point": row["entry_point"]}, protocol=cfg.protocol)
+                    metadata={"test": row["test"], "entry_point": row["entry_point"], **sandbox_settings(cfg)},
+                    protocol=cfg.protocol)
             for row in rows
         ]
         return take(examples, cfg)
@@ -128,15 +143,15 @@ class HumanEval(Task):
         code = completion if example.protocol == "lm-eval" else preprocess_code(completion)
         # lm-eval's build_predictions and evalplus's `prompt + completion` alike: the stub, then the code
         program = example.question + code
-        program += f"\n\n{example.metadata['test']}\n\ncheck({example.metadata['entry_point']})\n"
-        return run_tests(program, code)
+        tests = f"{example.metadata['test']}\n\ncheck({example.metadata['entry_point']})\n"
+        return run_tests(program, tests, code, example.metadata)
 
 
 def mbpp_lm_eval_exemplars() -> list[dict]:
     return json.loads((EXEMPLARS / "mbpp_lm_eval.json").read_text(encoding="utf-8"))["exemplars"]
 
 
-class MBPP(Task):
+class MBPP(CodeTask):
     name = "mbpp"
     version = "2"
     protocols = (
@@ -165,14 +180,15 @@ class MBPP(Task):
             shots = tuple(mbpp_lm_eval_exemplars()[: self.few_shot(cfg)])
             examples = [
                 Example(id=f"mbpp-{row['task_id']}", question=row["text"], answer=row["code"], protocol=cfg.protocol,
-                        metadata={"tests": tuple(row["test_list"][:3]), "shots": shots})
+                        metadata={"tests": tuple(row["test_list"][:3]), "shots": shots, **sandbox_settings(cfg)})
                 for row in rows
             ]
         else:
             examples = [
                 Example(id=f"mbpp-{row['task_id']}", question=f'"""\n{row["prompt"]}\n{row["test_list"][0]}\n"""\n',
                         answer=row["code"], protocol=cfg.protocol,
-                        metadata={"tests": tuple(row["test_list"]), "imports": tuple(row["test_imports"] or ())})
+                        metadata={"tests": tuple(row["test_list"]), "imports": tuple(row["test_imports"] or ()),
+                                  **sandbox_settings(cfg)})
                 for row in rows
             ]
         return take(examples, cfg)
@@ -195,10 +211,10 @@ class MBPP(Task):
         tests = example.metadata["tests"]
         if example.protocol == "lm-eval":
             # HF evaluate's code_eval, as lm-eval's pass_at_1 calls it: the completion, a newline, the asserts
-            return run_tests(completion + "\n" + "\n".join(tests), completion)
+            return run_tests(completion + "\n", "\n".join((*tests, "")), completion, example.metadata)
         code = preprocess_code(completion)
-        program = "\n".join((*example.metadata["imports"], example.question + code, "", *tests, ""))
-        return run_tests(program, code)
+        program = "\n".join((*example.metadata["imports"], example.question + code, ""))
+        return run_tests(program, "\n".join((*tests, "")), code, example.metadata)
 
 
 def _wrap(text: str, width: int = 76) -> list[str]:

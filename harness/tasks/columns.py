@@ -55,6 +55,7 @@ def score_columns(task: Task, example: Example, completion: str, stops: list[str
         "score_detail": score.detail,
         "correct_strict": score.strict_correct,
         "extracted_answer_strict": score.strict_extracted,
+        "sandbox_level": score.sandbox_level,
     }
 
 
