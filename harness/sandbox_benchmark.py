@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     task = get_task("humaneval")
     with tempfile.TemporaryDirectory(prefix="dlm-humaneval-") as folder:
-        cfg = TaskConfig(name="humaneval", source=local_copy(folder), num_samples=args.limit, code_time_limit_s=args.time_limit)
+        # lm-eval protocol: the canonical solution is a continuation of the stub, as that protocol scores it
+        cfg = TaskConfig(name="humaneval", protocol="lm-eval", source=local_copy(folder), num_samples=args.limit,
+                         code_time_limit_s=args.time_limit)
         examples = task.examples(cfg)
     level = sandbox_level()
     sandboxed, bare, failures, bare_passed = [], [], [], 0

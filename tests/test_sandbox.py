@@ -254,7 +254,8 @@ def test_real_humaneval_canonical_solutions_pass(tmp_path):
     from harness.tasks import get_task
 
     task = get_task("humaneval")
-    examples = {e.id: e for e in task.examples(TaskConfig(name="humaneval", source=local_copy(str(tmp_path)), num_samples=0))}
+    examples = {e.id: e for e in task.examples(TaskConfig(name="humaneval", protocol="lm-eval", source=local_copy(str(tmp_path)),
+                                                            num_samples=0))}  # a canonical solution continues the stub
     assert len(examples) == 164
     for task_id in ("HumanEval/0", "HumanEval/32", "HumanEval/38", "HumanEval/53", "HumanEval/162"):
         example = examples[task_id]
@@ -273,14 +274,15 @@ def test_the_time_limit_is_a_task_setting():
     from harness.tasks import get_task
 
     task = get_task("humaneval")
-    cfg = TaskConfig(name="humaneval", source=str(REPO / "tests" / "fixtures" / "openai_humaneval"), code_time_limit_s=1)
+    cfg = TaskConfig(name="humaneval", protocol="lm-eval", source=str(REPO / "tests" / "fixtures" / "openai_humaneval"),
+                     code_time_limit_s=1)
     example = task.examples(cfg)[0]
     slow = task.score(example, "    import time\n    time.sleep(30)\n    return a + b\n")
     assert slow.correct is False and slow.detail == "timeout: timeout: wall-clock limit of 1 s reached"
     assert slow.sandbox_level == "bwrap"
     from harness.tasks.columns import score_columns
 
-    row = score_columns(task, example, "    return a + b\n\ndef unused():\n    pass\n", list(task.stop_strings(chat=False)))
+    row = score_columns(task, example, "    return a + b\n\ndef unused():\n    pass\n", list(task.stop_strings(cfg, chat=False)))
     assert row["correct"] is True and row["sandbox_level"] == "bwrap" and row["stop_string_hit"] == "\ndef"
     syntax = score_columns(task, example, "    return a +* b\n", [])
     assert syntax["correct"] is False and syntax["sandbox_level"] is None  # caught before anything ran

@@ -84,7 +84,7 @@ def test_every_task_runs_offline_and_records_its_scoring(tmp_path, checkpoint, c
             assert (df["score"] == df["correct"].astype(float)).all()
             assert (df["extracted_answer"].notna() | df["score_detail"].notna()).all()
         # code that ran says how it was isolated; nothing else has a level
-        assert df["sandbox_level"].dropna().eq("bwrap").all() if name in ("humaneval", "mbpp") else df["sandbox_level"].isna().all()
+        assert df["sandbox_level"].dropna().eq("bwrap").all() if task in ("humaneval", "mbpp") else df["sandbox_level"].isna().all()
     gsm8k = pd.read_parquet(tmp_path / "gsm8k-lm-eval")
     assert gsm8k["correct_strict"].notna().all() and gsm8k["reference_answer"].tolist() == ["3750", "-7"]
     assert pd.read_parquet(tmp_path / "gsm8k")["reference_answer"].tolist() == ["3750", "-7"]
