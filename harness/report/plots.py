@@ -14,10 +14,12 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from harness.report.aggregate import CELL_KEYS, Aggregates
+from harness.records import CELL_IDENTITY
+from harness.report.aggregate import Aggregates
 
 # Figures are built without pyplot: no global backend is chosen or changed, so the report runs on
 # headless nodes and inside a notebook alike, and nothing needs closing.
@@ -70,22 +72,67 @@ def measured(cells: pd.DataFrame, *figures: str) -> pd.DataFrame:
     return ok[np.isfinite(ok[list(figures)].to_numpy(dtype=float)).any(axis=1)]
 
 
+# Columns that tell cells apart in a label or a series (the rest of a cell's description follows from these).
+_NOT_DISTINCTIVE = ("model_source", "model_family", "model_parameters", "model_weight_bytes", "draft_adapter_active",
+                    "hardware_detected", "hardware_mismatch_allowed", "context_tokens", "dataset_source")
+
+
+def description_keys(frame: pd.DataFrame) -> list[str]:
+    return [k for k in CELL_IDENTITY if k in frame and k not in _NOT_DISTINCTIVE]
+
+
 def varying(frame: pd.DataFrame, keys: list[str]) -> list[str]:
     return [k for k in keys if frame[k].astype(str).nunique() > 1]
 
 
+def series_groups(cells: pd.DataFrame, exclude: tuple[str, ...]):
+    """Cells grouped into plot series: same description except the `exclude` columns (the x axis)."""
+    keys = [k for k in description_keys(cells) if k not in exclude and k != "batch_size"]
+    return list(cells.groupby(cells[keys].astype(str).apply(tuple, axis=1), sort=True)) if keys else [((), cells)]
+
+
 def cell_labels(frame: pd.DataFrame, always: tuple[str, ...] = ("model", "mode")) -> list[str]:
-    keys = [k for k in CELL_KEYS if k in always or k in varying(frame, CELL_KEYS)]
+    """Short labels naming what tells the cells apart (the model, the mode and any other column that varies)."""
+    keys = [k for k in description_keys(frame) if k in always or k in varying(frame, description_keys(frame))]
     labels = []
     for _, row in frame.iterrows():
         parts = [str(row["model"])] if "model" in keys else []
         parts.append(row["mode_label"])
         for key in keys:
-            if key in ("model", "mode", "block_length", "threshold", "steps", "draft_lora", "temperature"):
+            if key in ("model", "mode", "block_length", "threshold", "steps", "draft_lora", "batch_size"):
                 continue
-            parts.append(f"c={int(row[key])}" if key == "concurrency" else str(row[key]))
+            value = row[key]
+            if key == "concurrency":
+                parts.append(f"c={int(value)}")
+            elif key in ("hardware", "context", "task", "runner"):
+                parts.append(str(value))
+            else:
+                parts.append(f"{key}={value}")
         labels.append(" ".join(parts))
     return labels
+
+
+def place_labels(ax, points: list[tuple[float, float]], names: list[str], fontsize: float = 6) -> list[str]:
+    """Label each point where the label overlaps no label placed before it (tried at growing offsets
+    around the point); returns the names that found no free place. Call after the layout is final."""
+    renderer = ax.figure.canvas.get_renderer()
+    offsets = [(4, 4), (4, -10), (-4, 4), (-4, -10), (4, 16), (4, -22), (-4, 16), (-4, -22), (12, 28), (12, -34),
+               (-12, 28), (-12, -34)]
+    placed, unplaced = [], []
+    for (x, y), name in zip(points, names):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        for dx, dy in offsets:
+            text = ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                               ha="left" if dx >= 0 else "right")
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            text.remove()
+        else:
+            unplaced.append(name)
+    return unplaced
 
 
 def yerr(frame: pd.DataFrame, figure: str) -> np.ndarray:
@@ -108,10 +155,9 @@ def plot_concurrency(ag: Aggregates):
     if cells["concurrency"].nunique() < 2:
         return (f"only concurrency {int(cells['concurrency'].iloc[0])} was measured; an engine sweep over "
                 "concurrency shows TPF, throughput and the cost of a forward diverge")
-    series_keys = [k for k in CELL_KEYS if k != "concurrency"]
     fig = Figure(figsize=(15, 4.6))
     axes = fig.subplots(1, 3)
-    groups = list(cells.groupby(series_keys, dropna=False, sort=True))
+    groups = series_groups(cells, ("concurrency",))
     names = cell_labels(pd.DataFrame([g.iloc[0] for _, g in groups])) if groups else []
     colors = colors_for(names)
     for (_, group), name in zip(groups, names):
@@ -123,9 +169,11 @@ def plot_concurrency(ag: Aggregates):
         axes[1].errorbar(x, group["tok_s_system"], yerr=yerr(group, "tok_s_system"), **style)
         axes[2].errorbar(x, group["ms_per_forward"], yerr=yerr(group, "ms_per_forward"), **style)
     titles = ["tokens per forward (prefill included)", "system output tokens/s", "ms per forward after prefill"]
-    for ax, title in zip(axes, titles):
+    units = ["TPF (tokens / forward)", "throughput (tokens / s)", "time per forward (ms)"]
+    for ax, title, unit in zip(axes, titles, units):
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("concurrent requests")
+        ax.set_xlabel("concurrency (requests in flight)")
+        ax.set_ylabel(unit)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[2].set_yscale("log")
@@ -156,7 +204,8 @@ def plot_tpf_by_mode(ag: Aggregates):
                 label=rule, color=PALETTE[i])
     ax.set_yticks(y, names, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("tokens per forward")
+    ax.set_ylabel("cell")
+    ax.set_xlabel("TPF (tokens / forward)")
     ax.axvline(1, color="grey", linewidth=0.8)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
@@ -174,10 +223,9 @@ def plot_throughput_vs_context(ag: Aggregates):
     hardware = sorted(cells["hardware"].astype(str).unique())
     fig = Figure(figsize=(6 * len(hardware), 4.4))
     axes = fig.subplots(1, len(hardware), squeeze=False)
-    series_keys = [k for k in CELL_KEYS if k not in ("context", "hardware")]
     for ax, hw in zip(axes[0], hardware):
         sub = cells[cells["hardware"].astype(str) == hw]
-        groups = list(sub.groupby(series_keys, dropna=False, sort=True))
+        groups = series_groups(sub, ("context", "context_tokens", "hardware"))
         names = cell_labels(pd.DataFrame([g.iloc[0] for _, g in groups]))
         colors = colors_for(names)
         for (_, group), name in zip(groups, names):
@@ -185,8 +233,8 @@ def plot_throughput_vs_context(ag: Aggregates):
             ax.errorbar(group["prompt_tokens"], group["tok_s_system"], yerr=yerr(group, "tok_s_system"),
                         marker="o", capsize=3, color=colors[name], label=name)
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("prompt tokens (median per cell)")
-        ax.set_ylabel("system output tokens/s")
+        ax.set_xlabel("prompt length (tokens, median per cell)")
+        ax.set_ylabel("system throughput (output tokens / s)")
         ax.set_title(f"hardware: {hw}", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -206,6 +254,7 @@ def plot_speedup(ag: Aggregates):
     axes = fig.subplots(1, 2, sharey=True)
     for ax, figure, title in ((axes[0], "speedup", "speedup: per-request tok/s, ratio of medians"),
                               (axes[1], "tpf_ratio", "TPF ratio (prefill included)")):
+        ax.set_xlabel(f"{figure.replace('_', ' ')} (x, cell / baseline)")
         values = comp[figure].to_numpy(float)
         colors = ["tab:green" if v >= 1 else "tab:red" for v in np.nan_to_num(values, nan=1)]
         ax.barh(y, np.nan_to_num(values), xerr=yerr(comp, figure), capsize=3, color=colors, alpha=0.8)
@@ -213,6 +262,8 @@ def plot_speedup(ag: Aggregates):
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, names, fontsize=7)
+    axes[0].set_ylabel("cell vs baseline")
+    axes[1].set_ylabel("cell vs baseline")
     axes[0].invert_yaxis()
     fig.suptitle("Against the baseline on the same hardware in the same sweep (95% CI)")
     fig.tight_layout()
@@ -230,27 +281,36 @@ def plot_accuracy_vs_tpf(ag: Aggregates):
     modes = colors_for(sorted(cells["mode"].astype(str).unique()))
     thresholds = sorted({"none" if pd.isna(t) else f"{t:g}" for t in cells["threshold"]})
     markers = dict(zip(thresholds, "osD^vP*X"))
+    panels = []
     for ax, task in zip(axes[0], tasks):
         sub = cells[cells["task"].astype(str) == task]
-        for (_, row), name in zip(sub.iterrows(), cell_labels(sub)):
+        for _, row in sub.iterrows():
             thr = "none" if pd.isna(row["threshold"]) else f"{row['threshold']:g}"
             ax.errorbar(row["tpf"], row["acc"], xerr=yerr(sub.loc[[row.name]], "tpf"), yerr=yerr(sub.loc[[row.name]], "acc"),
                         marker=markers[thr], color=modes[str(row["mode"])], capsize=2, linestyle="none")
-            ax.annotate(name, (row["tpf"], row["acc"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         front = pareto_front(sub["tpf"].to_numpy(float), sub["acc"].to_numpy(float))
         ax.plot(sub["tpf"].to_numpy(float)[front], sub["acc"].to_numpy(float)[front], color="grey",
                 linestyle=":", label="Pareto front")
-        ax.set_xlabel("TPF (prefill included)")
-        ax.set_ylabel("accuracy (%)")
+        ax.set_xlabel("TPF (tokens / forward, prefill included)")
+        ax.set_ylabel("accuracy (% of samples correct)")
         ax.set_ylim(-4, 104)
         ax.set_title(f"task: {task}", fontsize=10)
         ax.grid(alpha=0.3)
+        panels.append((ax, sub))
     handles = [Line2D([], [], color=c, marker="o", linestyle="none", label=m) for m, c in modes.items()]
     handles += [Line2D([], [], color="black", marker=mk, linestyle="none", label=f"threshold {t}") for t, mk in markers.items()]
     handles.append(Line2D([], [], color="grey", linestyle=":", label="Pareto front"))
     axes[0][-1].legend(handles=handles, fontsize=7)
     fig.suptitle("Accuracy vs tokens per forward, per mode and threshold (95% CI)")
     fig.tight_layout()
+    # Labels go on last, once the layout is final, each where it overlaps no other; those that find
+    # no free place are listed under their panel.
+    FigureCanvasAgg(fig)
+    for ax, sub in panels:
+        unplaced = place_labels(ax, list(zip(sub["tpf"].to_numpy(float), sub["acc"].to_numpy(float))), cell_labels(sub))
+        if unplaced:
+            ax.text(0, -0.16, "not labelled (no free space): " + "; ".join(unplaced), transform=ax.transAxes,
+                    fontsize=5, va="top", wrap=True)
     return fig
 
 
@@ -277,8 +337,11 @@ def plot_latency(ag: Aggregates):
             ax.boxplot([data[i] for i in positions], positions=positions, orientation="horizontal", widths=0.6, showfliers=True)
         ax.set_xscale("log")
         ax.set_title(title, fontsize=10)
+        ax.set_xlabel(f"{title.split(' ')[0]} (ms, log scale)")
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(names)), names, fontsize=7)
+    for ax in axes:
+        ax.set_ylabel("cell")
     axes[0].invert_yaxis()
     fig.suptitle("Latency distributions per cell (every request and repetition; boxes: quartiles, whiskers 1.5 IQR)")
     fig.tight_layout()
@@ -308,7 +371,8 @@ def plot_acceptance(ag: Aggregates):
         ax.hist(values, bins=np.arange(0.5, top + 1.5, 1) if top <= 64 else 30, color="tab:blue", alpha=0.8)
         ax.axvline(values.mean(), color="black", linestyle="--", linewidth=0.8)
         ax.set_title(f"{name}\nmean {values.mean():.2f} ({what})", fontsize=8)
-        ax.set_xlabel("accepted tokens")
+        ax.set_xlabel("tokens emitted per verify step (tokens)")
+        ax.set_ylabel("verify steps (count)" if what.startswith("tokens") else "requests (count)")
     for ax in list(axes.flat)[len(per_cell):]:
         ax.axis("off")
     fig.suptitle("Acceptance lengths (first repetition of each sample)")
@@ -322,7 +386,8 @@ def plot_cost(ag: Aggregates):
         return ("no cell has a price per GPU-hour or an energy reading (hw_price_per_gpu_hour / gpu_energy_j "
                 "are recorded on GPUs with a priced hardware profile)")
     cells = cells.sort_values(["hardware", "model", "mode", "block_length", "concurrency"])
-    panels = [(f, t) for f, t in (("usd_per_mtok", "$ per 1M output tokens"), ("joules_per_token", "joules per output token"))
+    panels = [(f, t) for f, t in (("usd_per_mtok", "$ per 1M output tokens (USD)"),
+                                  ("joules_per_token", "energy per output token (J)"))
               if np.isfinite(cells[f].to_numpy(float)).any()]
     fig = Figure(figsize=(7 * len(panels), max(3.5, 0.35 * len(cells) + 1.5)))
     axes = fig.subplots(1, len(panels), squeeze=False)
@@ -333,6 +398,8 @@ def plot_cost(ag: Aggregates):
         ax.barh(y, cells[figure].fillna(0), xerr=yerr(cells, figure), capsize=3,
                 color=[hardware_colors[str(h)] for h in cells["hardware"]])
         ax.set_title(title, fontsize=10)
+        ax.set_xlabel(title)
+        ax.set_ylabel("cell")
         ax.grid(axis="x", alpha=0.3)
         ax.set_yticks(y, names, fontsize=7)
         ax.invert_yaxis()
