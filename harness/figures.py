@@ -73,7 +73,9 @@ def derive(records: pd.DataFrame) -> pd.DataFrame:
     """The records with every `ROW_FIGURES` column; a figure whose inputs are absent is NaN."""
     df = records.copy()
     for column in ("concurrency", "cell_duration_s", "gpu_energy_j", "gpu_energy_region", "hw_price_per_gpu_hour",
-                   "hw_gpus", "forward_cache_tokens", "tokens_untrimmed", "accept_lengths", "itl_s", *_FORWARD_INPUTS):
+                   "hw_gpus", "forward_cache_tokens", "tokens_untrimmed", "accept_lengths", "itl_s", "draft_lora",
+                   "block_length", "threshold", "steps", "vendor_nfe", "forwards_prefill", "correct", "timing_only",
+                   *_FORWARD_INPUTS):
         if column not in df:
             df[column] = None
     num = lambda column: pd.to_numeric(df[column], errors="coerce").astype(float)  # noqa: E731

@@ -141,11 +141,29 @@ def ratio_of_sums(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return np.sum(numerator, axis=-1) / np.sum(denominator, axis=-1)
 
 
-def percentile(q: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda values: np.percentile(values, q, axis=-1)
+class Percentile:
+    """numpy's linear-rule q-th percentile (times `scale`) over the last axis. The bootstrap sorts
+    each resampled column once and reads every percentile of it from the sorted values."""
+
+    def __init__(self, q: float, scale: float = 1.0):
+        self.q, self.scale = q, scale
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return self.from_sorted(np.sort(values, axis=-1))
+
+    def from_sorted(self, ordered: np.ndarray) -> np.ndarray:
+        n = ordered.shape[-1]
+        h = (n - 1) * self.q / 100
+        low = int(np.floor(h))
+        high = min(low + 1, n - 1)
+        return (ordered[..., low] + (h - low) * (ordered[..., high] - ordered[..., low])) * self.scale
 
 
-median = percentile(50)
+def percentile(q: float, scale: float = 1.0) -> Percentile:
+    return Percentile(q, scale)
+
+
+median = Percentile(50)
 
 
 def bootstrap_statistics(statistics: dict[str, Statistic], columns: dict[str, np.ndarray],
@@ -181,9 +199,18 @@ def _bootstrap_group(statistics: dict[str, Statistic], data: dict[str, np.ndarra
 
     def evaluate(index: np.ndarray) -> np.ndarray:
         picked = {c: values[index] for c, values in data.items()}
+        ordered: dict[str, np.ndarray] = {}
+        out = []
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.stack([np.asarray(fn(*(picked[c] for c in needs)), dtype=float)
-                             for fn, needs in statistics.values()])
+            for fn, needs in statistics.values():
+                if isinstance(fn, Percentile):
+                    (column,) = needs
+                    if column not in ordered:
+                        ordered[column] = np.sort(picked[column], axis=-1)
+                    out.append(fn.from_sorted(ordered[column]))
+                else:
+                    out.append(np.asarray(fn(*(picked[c] for c in needs)), dtype=float))
+        return np.stack(out)
 
     points = evaluate(np.arange(n))
     if n < 2 or boot is None:

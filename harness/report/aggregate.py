@@ -195,13 +195,12 @@ def cell_statistics() -> dict:
              for name, (num, den, scale) in RATIO_FIGURES.items()}
     stats["tok_s_request"] = (median, ("output_tokens_per_s",))
     for name, (time, floor) in TIMES.items():
-        scale = 1e3
         if name == "ms_per_forward":
-            stats[name] = ((lambda v: median(v) * 1e3), (time,))
+            stats[name] = (percentile(50, 1e3), (time,))
         else:
             for q in PERCENTILES:
-                stats[f"{name}_p{q}"] = ((lambda v, q=q: percentile(q)(v) * scale), (time,))
-        stats[f"{name}_floor"] = ((lambda v: median(v) * 1e3), (floor,))
+                stats[f"{name}_p{q}"] = (percentile(q, 1e3), (time,))
+        stats[f"{name}_floor"] = (percentile(50, 1e3), (floor,))
         stats[f"{name}_x_floor"] = (median, (f"{name}_x_floor",))
     return stats
 
@@ -257,9 +256,13 @@ def differing_keys(a: pd.Series | dict, b: pd.Series | dict) -> list[str]:
 
 def aligned(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     """Both cells' per-sample rows on their shared samples (same order); whether the sets were equal."""
-    a, b = a.set_index("sample_id"), b.set_index("sample_id")
-    shared = a.index.intersection(b.index).sort_values()
-    return a.loc[shared].reset_index(), b.loc[shared].reset_index(), set(a.index) == set(b.index)
+    a = a.sort_values("sample_id", kind="stable").reset_index(drop=True)
+    b = b.sort_values("sample_id", kind="stable").reset_index(drop=True)
+    ida, idb = a["sample_id"].to_numpy(), b["sample_id"].to_numpy()
+    if len(ida) == len(idb) and (ida == idb).all():
+        return a, b, True
+    shared = np.intersect1d(ida, idb)
+    return a[np.isin(ida, shared)].reset_index(drop=True), b[np.isin(idb, shared)].reset_index(drop=True), False
 
 
 # Figures of a cell against its baseline: name -> (statistic of the cell over one of the baseline,
@@ -286,11 +289,12 @@ def _side_statistic(figure: str):
     raise ValueError(f"unknown figure {figure!r}")
 
 
-def compare(a: pd.DataFrame, b: pd.DataFrame, boot: Bootstrap | None, names=tuple(COMPARISONS)) -> dict[str, Estimate]:
-    """A cell's per-sample rows against its baseline's: each COMPARISONS figure, and the paired
-    accuracy difference ("dacc"). On the same samples both sides are resampled together (paired)."""
+def compare(a: pd.DataFrame, b: pd.DataFrame, boot: Bootstrap | None, names=tuple(COMPARISONS)) -> dict:
+    """A cell's per-sample rows against its baseline's: each COMPARISONS figure, the paired
+    accuracy difference ("dacc"), and the pair counts ("pairs", `pair_counts`). On the same samples
+    both sides are resampled together (paired)."""
     pa, pb, same = aligned(a, b)
-    out: dict[str, Estimate] = {}
+    out: dict[str, Estimate] = {"pairs": pair_counts(pa, pb)}
     if "dacc" in names:
         out["dacc"] = paired_difference(pa["correct_pct"].to_numpy(float) / 100, pb["correct_pct"].to_numpy(float) / 100, boot)
     stats = {}
@@ -348,16 +352,15 @@ def _unpaired(stats: dict, a: pd.DataFrame, b: pd.DataFrame, boot: Bootstrap | N
     return out
 
 
-def pair_counts(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, int]:
-    """On the shared samples: pairs, a right & b wrong, a wrong & b right, identical outputs."""
-    pa, pb, _ = aligned(a, b)
+def pair_counts(pa: pd.DataFrame, pb: pd.DataFrame) -> dict[str, int]:
+    """On aligned samples (`aligned`): pairs, a right & b wrong, a wrong & b right, identical outputs."""
     both = pa["correct_pct"].notna() & pb["correct_pct"].notna()
     ca, cb = pa.loc[both, "correct_pct"] >= 50, pb.loc[both, "correct_pct"] >= 50
     return {
         "pairs": int(both.sum()),
         "only_cell_right": int((ca & ~cb).sum()),
         "only_baseline_right": int((~ca & cb).sum()),
-        "identical_outputs": int((pa["output"] == pb["output"]).sum()),
+        "identical_outputs": int(sum(x == y for x, y in zip(pa["output"], pb["output"]))),
         "shared_samples": len(pa),
     }
 
@@ -391,11 +394,12 @@ def compare_with_baseline(cells: pd.DataFrame, samples_of: dict[str, pd.DataFram
                **{k: cell[k] for k in ("model", "mode", "mode_label", "block_length", "threshold", "runner",
                                        "hardware", "task", "context", "concurrency")},
                "baseline": f"{base['model']} {base['mode_label']}"}
-        for name, est in compare(a, b, boot, ("tpf_ratio", "speedup", "e2e_speedup", "sys_ratio", "dacc")).items():
+        compared = compare(a, b, boot, ("tpf_ratio", "speedup", "e2e_speedup", "sys_ratio", "dacc"))
+        row.update(compared.pop("pairs"))
+        for name, est in compared.items():
             row.update({name: est.value, f"{name}_lo": est.low, f"{name}_hi": est.high, f"{name}_n": est.n})
             if name == "dacc":
                 row["dacc_p_value"] = est.p_value
-        row.update(pair_counts(a, b))
         rows.append(row)
     return pd.DataFrame(rows)
 

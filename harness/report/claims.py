@@ -43,7 +43,7 @@ import yaml
 from harness.config import ConfigError
 from harness.records import COLUMN_NAMES, PAIRING_KEYS
 from harness.report.aggregate import (METRIC_FIGURES, RATIO_FIGURES, TPF_RULES, Aggregates, Estimate, compare,
-                                      differing_keys, pair_counts, pairing_key)
+                                      differing_keys, pairing_key)
 
 DEFAULT_CLAIMS = Path(__file__).resolve().parents[2] / "configs" / "claims" / "vendor.yaml"
 
@@ -374,7 +374,7 @@ def measure(claim: Claim, cell: pd.Series, base: pd.Series, ag: Aggregates) -> M
         if rule in RATIO_FIGURES:
             m.subject_figures[rule] = ag.figures[cell["cell_id"]][rule]
     if claim.metric == "accuracy":
-        counts = pair_counts(a, b)
+        counts = compared["pairs"]
         p_value = estimate.p_value
         m.notes.append(f"{counts['pairs']} paired samples: only the subject right on {counts['only_cell_right']}, "
                        f"only the baseline right on {counts['only_baseline_right']} (McNemar exact p = "

@@ -122,6 +122,9 @@ def place_labels(ax, points: list[tuple[float, float]], names: list[str], fontsi
     for (x, y), name in zip(points, names):
         if not (np.isfinite(x) and np.isfinite(y)):
             continue
+        if len(placed) >= 40:  # a crowded panel: the rest are listed, not squeezed in
+            unplaced.append(name)
+            continue
         for dx, dy in offsets:
             text = ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
                                ha="left" if dx >= 0 else "right")
@@ -197,12 +200,13 @@ def plot_tpf_by_mode(ag: Aggregates):
     names = cell_labels(cells)
     y = np.arange(len(cells))
     height = 0.8 / len(RULE_BARS)
-    fig = Figure(figsize=(10, 1.2 + 0.55 * len(cells)))
+    fig = Figure(figsize=(10, row_height(1.6 * len(cells))))
     ax = fig.subplots()
+    # Dots with their intervals, one row of four per cell: as many artists for 256 cells as for 2.
     for i, (figure, rule) in enumerate(RULE_BARS):
-        ax.barh(y + (i - 1.5) * height, cells[figure].fillna(0), height, xerr=yerr(cells, figure), capsize=2,
-                label=rule, color=PALETTE[i])
-    ax.set_yticks(y, names, fontsize=7)
+        ax.errorbar(cells[figure], y + (i - 1.5) * height, xerr=yerr(cells, figure), capsize=2, marker="o",
+                    markersize=3, linestyle="none", label=rule, color=PALETTE[i])
+    ax.set_yticks(y, names, fontsize=label_size(len(names)))
     ax.invert_yaxis()
     ax.set_ylabel("cell")
     ax.set_xlabel("TPF (tokens / forward)")
@@ -250,18 +254,19 @@ def plot_speedup(ag: Aggregates):
     comp = comp.sort_values(["model", "mode", "block_length", "task", "context", "concurrency"])
     names = [f"{n}  vs {b}" for n, b in zip(cell_labels(comp), comp["baseline"])]
     y = np.arange(len(comp))
-    fig = Figure(figsize=(13, max(3, 0.4 * len(comp) + 1.5)))
+    fig = Figure(figsize=(13, row_height(len(comp))))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, figure, title in ((axes[0], "speedup", "speedup: per-request tok/s, ratio of medians"),
                               (axes[1], "tpf_ratio", "TPF ratio (prefill included)")):
         ax.set_xlabel(f"{figure.replace('_', ' ')} (x, cell / baseline)")
         values = comp[figure].to_numpy(float)
         colors = ["tab:green" if v >= 1 else "tab:red" for v in np.nan_to_num(values, nan=1)]
-        ax.barh(y, np.nan_to_num(values), xerr=yerr(comp, figure), capsize=3, color=colors, alpha=0.8)
+        ax.errorbar(values, y, xerr=yerr(comp, figure), capsize=3, linestyle="none", ecolor="grey")
+        ax.scatter(values, y, c=colors, s=14, zorder=3)
         ax.axvline(1, color="black", linewidth=0.8)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, names, fontsize=7)
+    axes[0].set_yticks(y, names, fontsize=label_size(len(names)))
     axes[0].set_ylabel("cell vs baseline")
     axes[1].set_ylabel("cell vs baseline")
     axes[0].invert_yaxis()
@@ -284,10 +289,10 @@ def plot_accuracy_vs_tpf(ag: Aggregates):
     panels = []
     for ax, task in zip(axes[0], tasks):
         sub = cells[cells["task"].astype(str) == task]
-        for _, row in sub.iterrows():
-            thr = "none" if pd.isna(row["threshold"]) else f"{row['threshold']:g}"
-            ax.errorbar(row["tpf"], row["acc"], xerr=yerr(sub.loc[[row.name]], "tpf"), yerr=yerr(sub.loc[[row.name]], "acc"),
-                        marker=markers[thr], color=modes[str(row["mode"])], capsize=2, linestyle="none")
+        thr_of = sub["threshold"].map(lambda t: "none" if pd.isna(t) else f"{t:g}")
+        for (mode, thr), group in sub.groupby([sub["mode"].astype(str), thr_of], sort=True):
+            ax.errorbar(group["tpf"], group["acc"], xerr=yerr(group, "tpf"), yerr=yerr(group, "acc"),
+                        marker=markers[thr], color=modes[mode], capsize=2, linestyle="none")
         front = pareto_front(sub["tpf"].to_numpy(float), sub["acc"].to_numpy(float))
         ax.plot(sub["tpf"].to_numpy(float)[front], sub["acc"].to_numpy(float)[front], color="grey",
                 linestyle=":", label="Pareto front")
@@ -307,10 +312,15 @@ def plot_accuracy_vs_tpf(ag: Aggregates):
     # no free place are listed under their panel.
     FigureCanvasAgg(fig)
     for ax, sub in panels:
-        unplaced = place_labels(ax, list(zip(sub["tpf"].to_numpy(float), sub["acc"].to_numpy(float))), cell_labels(sub))
+        x, y = sub["tpf"].to_numpy(float), sub["acc"].to_numpy(float)
+        front = set(pareto_front(x, y).tolist())
+        order = sorted(range(len(sub)), key=lambda i: i not in front)  # the Pareto front gets its labels first
+        names = cell_labels(sub)
+        unplaced = place_labels(ax, [(x[i], y[i]) for i in order], [names[i] for i in order])
         if unplaced:
-            ax.text(0, -0.16, "not labelled (no free space): " + "; ".join(unplaced), transform=ax.transAxes,
-                    fontsize=5, va="top", wrap=True)
+            listed = "; ".join(unplaced[:12]) + (f"; and {len(unplaced) - 12} more (cells.csv)" if len(unplaced) > 12 else "")
+            ax.text(0, -0.16, "not labelled (no free space): " + listed, transform=ax.transAxes, fontsize=5, va="top",
+                    wrap=True)
     return fig
 
 
@@ -321,6 +331,29 @@ def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array(sorted(keep, key=lambda i: x[i]), dtype=int)
 
 
+def row_height(cells: int) -> float:
+    """Figure height (inches) for one row per cell: readable for a handful, bounded for hundreds."""
+    return min(60.0, max(3.5, 0.2 * cells + 1.5))
+
+
+def label_size(cells: int) -> float:
+    return 7 if cells <= 60 else 5
+
+
+def distribution_rows(ax, data: list[np.ndarray], color: str = "tab:blue") -> None:
+    """One row per cell: a thin line from the 10th to the 90th percentile, a thick one over the
+    quartiles, a white dot at the median. Three artists however many cells, so a large sweep draws
+    as fast as a small one."""
+    rows = [i for i, d in enumerate(data) if len(d)]
+    if not rows:
+        return
+    q = np.array([np.percentile(data[i], [10, 25, 50, 75, 90]) for i in rows])
+    y = np.array(rows, dtype=float)
+    ax.hlines(y, q[:, 0], q[:, 4], color=color, linewidth=1)
+    ax.hlines(y, q[:, 1], q[:, 3], color=color, linewidth=5)
+    ax.scatter(q[:, 2], y, s=10, color="white", edgecolors=color, zorder=3)
+
+
 def plot_latency(ag: Aggregates):
     rows = ag.prepared[ag.prepared["status"] == "ok"]
     if rows["e2e_s"].notna().sum() == 0:
@@ -328,22 +361,22 @@ def plot_latency(ag: Aggregates):
     cells = ag.cells[ag.cells["cell_id"].isin(rows["cell_id"].unique())].sort_values(
         ["model", "mode", "block_length", "task", "context", "concurrency"])
     names = cell_labels(cells)
-    fig = Figure(figsize=(15, max(3.5, 0.3 * len(cells) + 1.5)))
+    fig = Figure(figsize=(15, row_height(len(cells))))
     axes = fig.subplots(1, 3, sharey=True)
-    for ax, column, title in ((axes[0], "ttft_s", "TTFT (ms)"), (axes[1], "tpot_s", "TPOT (ms)"), (axes[2], "e2e_s", "E2E (ms)")):
-        data = [rows.loc[rows["cell_id"] == c, column].dropna().to_numpy() * 1e3 for c in cells["cell_id"]]
-        positions = [i for i, d in enumerate(data) if len(d)]
-        if positions:
-            ax.boxplot([data[i] for i in positions], positions=positions, orientation="horizontal", widths=0.6, showfliers=True)
+    by_cell = dict(tuple(rows.groupby("cell_id", sort=False)))
+    for ax, column, title in ((axes[0], "ttft_s", "TTFT"), (axes[1], "tpot_s", "TPOT"), (axes[2], "e2e_s", "E2E")):
+        data = [by_cell[c][column].dropna().to_numpy(float) * 1e3 for c in cells["cell_id"]]
+        distribution_rows(ax, data)
         ax.set_xscale("log")
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel(f"{title.split(' ')[0]} (ms, log scale)")
+        ax.set_xlabel(f"{title} (ms, log scale)")
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(range(len(names)), names, fontsize=7)
+    axes[0].set_yticks(range(len(names)), names, fontsize=label_size(len(names)))
+    axes[0].set_ylim(len(names) - 0.5, -0.5)
     for ax in axes:
         ax.set_ylabel("cell")
-    axes[0].invert_yaxis()
-    fig.suptitle("Latency distributions per cell (every request and repetition; boxes: quartiles, whiskers 1.5 IQR)")
+    fig.suptitle("Latency per cell over every request and repetition (line: 10th-90th percentile, bar: quartiles, "
+                 "dot: median)")
     fig.tight_layout()
     return fig
 
@@ -351,31 +384,31 @@ def plot_latency(ag: Aggregates):
 def plot_acceptance(ag: Aggregates):
     rows = ag.prepared[ag.prepared["status"] == "ok"]
     first = rows.sort_values("repetition").drop_duplicates(["cell_id", "sample_id"])  # repetitions are identical
-    per_cell = {}
+    per_cell, engine = {}, set()
     for cell_id, group in first.groupby("cell_id"):
         steps = [x for v in group["accept_lengths"] if v is not None and not isinstance(v, float) for x in v]
         if steps:
-            per_cell[cell_id] = (np.asarray(steps), "tokens per verify step")
-        elif group["engine_accept_length"].notna().any():
-            per_cell[cell_id] = (group["engine_accept_length"].dropna().to_numpy(float), "engine: mean per request")
+            per_cell[cell_id] = np.asarray(steps, dtype=float)
+        elif "engine_accept_length" in group and group["engine_accept_length"].notna().any():
+            per_cell[cell_id] = group["engine_accept_length"].dropna().to_numpy(float)
+            engine.add(cell_id)
     if not per_cell:
         return "no speculative cell recorded acceptance lengths"
     cells = ag.cells.set_index("cell_id").loc[list(per_cell)].reset_index()
-    names = cell_labels(cells)
-    cols = min(3, len(cells))
-    grid_rows = int(np.ceil(len(cells) / cols))
-    fig = Figure(figsize=(5 * cols, 3.2 * grid_rows))
-    axes = fig.subplots(grid_rows, cols, squeeze=False)
-    for ax, (cell_id, (values, what)), name in zip(axes.flat, per_cell.items(), names):
-        top = int(np.ceil(values.max()))
-        ax.hist(values, bins=np.arange(0.5, top + 1.5, 1) if top <= 64 else 30, color="tab:blue", alpha=0.8)
-        ax.axvline(values.mean(), color="black", linestyle="--", linewidth=0.8)
-        ax.set_title(f"{name}\nmean {values.mean():.2f} ({what})", fontsize=8)
-        ax.set_xlabel("tokens emitted per verify step (tokens)")
-        ax.set_ylabel("verify steps (count)" if what.startswith("tokens") else "requests (count)")
-    for ax in list(axes.flat)[len(per_cell):]:
-        ax.axis("off")
-    fig.suptitle("Acceptance lengths (first repetition of each sample)")
+    names = [f"{n} (engine: per-request means)" if c in engine else n for n, c in zip(cell_labels(cells), cells["cell_id"])]
+    fig = Figure(figsize=(10, row_height(len(cells))))
+    ax = fig.subplots()
+    data = list(per_cell.values())
+    distribution_rows(ax, data)
+    ax.scatter([d.mean() for d in data], range(len(data)), marker="|", s=80, color="black", zorder=4, label="mean")
+    ax.set_yticks(range(len(names)), names, fontsize=label_size(len(names)))
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_xlabel("tokens emitted per verify step (tokens)")
+    ax.set_ylabel("cell")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Acceptance lengths (first repetition of each sample; line: 10th-90th percentile, bar: quartiles, "
+                 "dot: median, tick: mean)")
     fig.tight_layout()
     return fig
 
@@ -389,14 +422,14 @@ def plot_cost(ag: Aggregates):
     panels = [(f, t) for f, t in (("usd_per_mtok", "$ per 1M output tokens (USD)"),
                                   ("joules_per_token", "energy per output token (J)"))
               if np.isfinite(cells[f].to_numpy(float)).any()]
-    fig = Figure(figsize=(7 * len(panels), max(3.5, 0.35 * len(cells) + 1.5)))
+    fig = Figure(figsize=(7 * len(panels), row_height(len(cells))))
     axes = fig.subplots(1, len(panels), squeeze=False)
     hardware_colors = colors_for(sorted(cells["hardware"].astype(str).unique()))
     names = cell_labels(cells, always=("model", "mode", "hardware"))
     y = np.arange(len(cells))
     for ax, (figure, title) in zip(axes[0], panels):
-        ax.barh(y, cells[figure].fillna(0), xerr=yerr(cells, figure), capsize=3,
-                color=[hardware_colors[str(h)] for h in cells["hardware"]])
+        ax.errorbar(cells[figure], y, xerr=yerr(cells, figure), capsize=3, linestyle="none", ecolor="grey")
+        ax.scatter(cells[figure], y, c=[hardware_colors[str(h)] for h in cells["hardware"]], s=14, zorder=3)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(title)
         ax.set_ylabel("cell")
