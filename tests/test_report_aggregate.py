@@ -176,7 +176,7 @@ def test_accuracy_is_paired_on_the_samples_both_cells_scored(tmp_path):
 
 
 def engine_rows(mode, concurrency, tokens_per_s_system, block_length=None, forwards_per_request=None, n=16,
-                e2e_scale=1.0):
+                e2e_scale=1.0, e2e=lambda i: 1.0 + 0.05 * i):
     cell = base_row(model="nemotron-labs-diffusion-8b" if mode != "ar" else "qwen3-8b", mode=mode,
                     runner="sglang", hardware="gb200", task="speed_bench_throughput_1k", block_length=block_length,
                     concurrency=concurrency, hw_price_per_gpu_hour=6.0, hw_gpus=1)
@@ -185,7 +185,7 @@ def engine_rows(mode, concurrency, tokens_per_s_system, block_length=None, forwa
     for i in range(n):
         kind = "decode" if mode == "ar" else "verify"
         forwards = {"prefill": 1, kind: forwards_per_request} if forwards_per_request else {}
-        rows.append(sample_row(cell, i, new_tokens=200, forwards=forwards, vendor_nfe=None, e2e_s=(1.0 + 0.05 * i) * e2e_scale,
+        rows.append(sample_row(cell, i, new_tokens=200, forwards=forwards, vendor_nfe=None, e2e_s=e2e(i) * e2e_scale,
                                ttft_s=0.1, correct=None, cell_duration_s=duration,
                                gpu_energy_j=100.0 * n, gpu_energy_region="timed",
                                itl_s=[0.01 * (1 + (i + k) % 4) for k in range(10)]))
