@@ -75,7 +75,7 @@ def derive(records: pd.DataFrame) -> pd.DataFrame:
     for column in ("concurrency", "cell_duration_s", "gpu_energy_j", "gpu_energy_region", "hw_price_per_gpu_hour",
                    "hw_gpus", "forward_cache_tokens", "tokens_untrimmed", "accept_lengths", "itl_s", "draft_lora",
                    "block_length", "threshold", "steps", "vendor_nfe", "forwards_prefill", "correct", "timing_only",
-                   *_FORWARD_INPUTS):
+                   "new_tokens", "ttft_s", "e2e_s", "runner", "mode", *_FORWARD_INPUTS):
         if column not in df:
             df[column] = None
     num = lambda column: pd.to_numeric(df[column], errors="coerce").astype(float)  # noqa: E731

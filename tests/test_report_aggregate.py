@@ -178,7 +178,7 @@ def test_accuracy_is_paired_on_the_samples_both_cells_scored(tmp_path):
 def engine_rows(mode, concurrency, tokens_per_s_system, block_length=None, forwards_per_request=None, n=16,
                 e2e_scale=1.0, e2e=lambda i: 1.0 + 0.05 * i):
     cell = base_row(model="nemotron-labs-diffusion-8b" if mode != "ar" else "qwen3-8b", mode=mode,
-                    runner="sglang", hardware="gb200", task="speed_bench_throughput_1k", block_length=block_length,
+                    runner="sglang", hardware="gb200", task="speed-bench-throughput-1k", block_length=block_length,
                     concurrency=concurrency, hw_price_per_gpu_hour=6.0, hw_gpus=1)
     duration = n * 200 / tokens_per_s_system
     rows = []

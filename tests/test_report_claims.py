@@ -137,7 +137,7 @@ def test_measurements_that_disagree_across_concurrency_are_inconclusive(tmp_path
     write_cell(tmp_path, "base-c1", engine_rows("ar", 1, 100.0))
     write_cell(tmp_path, "spec-c64", engine_rows("linear_spec", 64, 8000.0, 32, e2e=spread))
     write_cell(tmp_path, "base-c64", engine_rows("ar", 64, 4000.0))
-    claim = dataclasses.replace(claims["speed-bench-4x-sglang-gb200"], tasks=("speed_bench_throughput_1k",), min_samples=16)
+    claim = dataclasses.replace(claims["speed-bench-4x-sglang-gb200"], min_samples=16)
     v = verdict_on(tmp_path, claim)
     by_concurrency = {m.where.split("concurrency=")[1]: m for m in v.measurements}
     assert by_concurrency["1"].verdict == "confirmed" and by_concurrency["1"].estimate.value == pytest.approx(4.5)
