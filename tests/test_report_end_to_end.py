@@ -153,6 +153,31 @@ def test_every_plot_is_drawn_when_its_data_is_there(full_report):
     assert verdicts["speed-bench-4x-sglang-gb200"] == "insufficient evidence"  # 16 requests per cell, 64 needed
 
 
+def test_plot_labels_never_overlap_and_every_axis_says_its_unit(full_report):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Annotation
+
+    for spec in PLOTS:
+        fig = spec.draw(full_report.aggregates)
+        assert not isinstance(fig, str), fig
+        FigureCanvasAgg(fig)
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if not ax.axison:
+                continue
+            for label in (ax.get_xlabel(), ax.get_ylabel()):
+                # a numeric axis names its unit in brackets; a categorical one says what its rows are
+                assert label and ("(" in label or label.startswith("cell")), (spec.name, label)
+        if spec.name == "accuracy_vs_tpf":
+            renderer = fig.canvas.get_renderer()
+            labels = [t for ax in fig.axes for t in ax.texts if isinstance(t, Annotation)]
+            # The two ar cells (natural, ctx4k) sit on the same point: 60% at TPF 1.
+            assert len(labels) == 4
+            boxes = [t.get_window_extent(renderer) for t in labels]
+            assert not [(a.get_text(), b.get_text()) for i, (a, x) in enumerate(zip(labels, boxes))
+                        for b, y in zip(labels[i + 1:], boxes[i + 1:]) if x.overlaps(y)]
+
+
 # --- the browser -------------------------------------------------------------------------------
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
