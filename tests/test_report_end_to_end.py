@@ -165,7 +165,10 @@ def test_plot_labels_never_overlap_and_every_axis_says_its_unit(full_report):
         for ax in fig.axes:
             if not ax.axison:
                 continue
-            for label in (ax.get_xlabel(), ax.get_ylabel()):
+            # y: its own label, or that of the panel whose y axis it shares (and whose ticks it hides)
+            ylabel = ax.get_ylabel() or next((o.get_ylabel() for o in ax.get_shared_y_axes().get_siblings(ax)
+                                              if o.get_ylabel()), "")
+            for label in (ax.get_xlabel(), ylabel):
                 # a numeric axis names its unit in brackets; a categorical one says what its rows are
                 assert label and ("(" in label or label.startswith("cell")), (spec.name, label)
         if spec.name == "accuracy_vs_tpf":

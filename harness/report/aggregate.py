@@ -256,8 +256,9 @@ def differing_keys(a: pd.Series | dict, b: pd.Series | dict) -> list[str]:
 
 def aligned(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     """Both cells' per-sample rows on their shared samples (same order); whether the sets were equal."""
-    a = a.sort_values("sample_id", kind="stable").reset_index(drop=True)
-    b = b.sort_values("sample_id", kind="stable").reset_index(drop=True)
+    # per_sample's rows come sorted by sample; sort only what does not.
+    a = (a if a["sample_id"].is_monotonic_increasing else a.sort_values("sample_id", kind="stable")).reset_index(drop=True)
+    b = (b if b["sample_id"].is_monotonic_increasing else b.sort_values("sample_id", kind="stable")).reset_index(drop=True)
     ida, idb = a["sample_id"].to_numpy(), b["sample_id"].to_numpy()
     if len(ida) == len(idb) and (ida == idb).all():
         return a, b, True

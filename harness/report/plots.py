@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from harness.records import CELL_IDENTITY
 from harness.report.aggregate import Aggregates
@@ -57,8 +58,10 @@ def draw_all(ag: Aggregates, out: Path) -> list[Plot]:
             svg.unlink(missing_ok=True)
             plots.append(Plot(spec.name, spec.title, spec.caption, skipped=result))
             continue
+        # Text stays text in the SVG: selectable, and far cheaper to write than glyph paths.
         result.savefig(png, dpi=110, bbox_inches="tight")
-        result.savefig(svg, bbox_inches="tight")
+        with matplotlib.rc_context({"svg.fonttype": "none"}):
+            result.savefig(svg, bbox_inches="tight")
         plots.append(Plot(spec.name, spec.title, spec.caption, png, svg))
     return plots
 
@@ -116,6 +119,7 @@ def place_labels(ax, points: list[tuple[float, float]], names: list[str], fontsi
     """Label each point where the label overlaps no label placed before it (tried at growing offsets
     around the point); returns the names that found no free place. Call after the layout is final."""
     renderer = ax.figure.canvas.get_renderer()
+    inside = ax.figure.bbox
     offsets = [(4, 4), (4, -10), (-4, 4), (-4, -10), (4, 16), (4, -22), (-4, 16), (-4, -22), (12, 28), (12, -34),
                (-12, 28), (-12, -34)]
     placed, unplaced = [], []
@@ -129,7 +133,8 @@ def place_labels(ax, points: list[tuple[float, float]], names: list[str], fontsi
             text = ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
                                ha="left" if dx >= 0 else "right")
             box = text.get_window_extent(renderer)
-            if not any(box.overlaps(other) for other in placed):
+            within = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+            if within and not any(box.overlaps(other) for other in placed):
                 placed.append(box)
                 break
             text.remove()
@@ -142,6 +147,16 @@ def yerr(frame: pd.DataFrame, figure: str) -> np.ndarray:
     value, low, high = (frame[figure].to_numpy(float), frame[f"{figure}_lo"].to_numpy(float),
                         frame[f"{figure}_hi"].to_numpy(float))
     return np.nan_to_num(np.vstack([value - low, high - value]), nan=0.0).clip(min=0)
+
+
+def log_axis(ax, which: str) -> None:
+    """A log scale labelled 1, 2, 5 x each decade in plain numbers: readable over less than a decade
+    (where the default labels only the one power of ten, or every minor tick on top of each other)."""
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def colors_for(labels: list[str]) -> dict[str, tuple]:
@@ -158,9 +173,11 @@ def plot_concurrency(ag: Aggregates):
     if cells["concurrency"].nunique() < 2:
         return (f"only concurrency {int(cells['concurrency'].iloc[0])} was measured; an engine sweep over "
                 "concurrency shows TPF, throughput and the cost of a forward diverge")
-    fig = Figure(figsize=(15, 4.6))
-    axes = fig.subplots(1, 3)
     groups = series_groups(cells, ("concurrency",))
+    legend_rows = int(np.ceil(len(groups) / 3))
+    height = 4.6 + 0.2 * legend_rows
+    fig = Figure(figsize=(15, height))
+    axes = fig.subplots(1, 3)
     names = cell_labels(pd.DataFrame([g.iloc[0] for _, g in groups])) if groups else []
     colors = colors_for(names)
     for (_, group), name in zip(groups, names):
@@ -179,12 +196,12 @@ def plot_concurrency(ag: Aggregates):
         ax.set_ylabel(unit)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[2].set_yscale("log")
+    log_axis(axes[2], "y")
     fig.suptitle("TPF vs throughput vs cost of a forward, by concurrency (per mode and block length)")
     fig.tight_layout()
+    fig.subplots_adjust(bottom=(0.75 + 0.2 * legend_rows) / height)  # the legend goes under the panels
     handles, legend_labels = axes[0].get_legend_handles_labels()
-    # Beside the panels: savefig(bbox_inches="tight") makes room for it.
-    fig.legend(handles, legend_labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.legend(handles, legend_labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     return fig
 
 
@@ -268,7 +285,6 @@ def plot_speedup(ag: Aggregates):
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, names, fontsize=label_size(len(names)))
     axes[0].set_ylabel("cell vs baseline")
-    axes[1].set_ylabel("cell vs baseline")
     axes[0].invert_yaxis()
     fig.suptitle("Against the baseline on the same hardware in the same sweep (95% CI)")
     fig.tight_layout()
@@ -310,6 +326,7 @@ def plot_accuracy_vs_tpf(ag: Aggregates):
     fig.tight_layout()
     # Labels go on last, once the layout is final, each where it overlaps no other; those that find
     # no free place are listed under their panel.
+    fig.subplots_adjust(bottom=fig.subplotpars.bottom + 0.08)  # room for the list of unlabelled points
     FigureCanvasAgg(fig)
     for ax, sub in panels:
         x, y = sub["tpf"].to_numpy(float), sub["acc"].to_numpy(float)
@@ -319,7 +336,7 @@ def plot_accuracy_vs_tpf(ag: Aggregates):
         unplaced = place_labels(ax, [(x[i], y[i]) for i in order], [names[i] for i in order])
         if unplaced:
             listed = "; ".join(unplaced[:12]) + (f"; and {len(unplaced) - 12} more (cells.csv)" if len(unplaced) > 12 else "")
-            ax.text(0, -0.16, "not labelled (no free space): " + listed, transform=ax.transAxes, fontsize=5, va="top",
+            ax.text(0, -0.13, "not labelled (no free space): " + listed, transform=ax.transAxes, fontsize=5, va="top",
                     wrap=True)
     return fig
 
@@ -367,14 +384,13 @@ def plot_latency(ag: Aggregates):
     for ax, column, title in ((axes[0], "ttft_s", "TTFT"), (axes[1], "tpot_s", "TPOT"), (axes[2], "e2e_s", "E2E")):
         data = [by_cell[c][column].dropna().to_numpy(float) * 1e3 for c in cells["cell_id"]]
         distribution_rows(ax, data)
-        ax.set_xscale("log")
+        log_axis(ax, "x")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(f"{title} (ms, log scale)")
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(names)), names, fontsize=label_size(len(names)))
     axes[0].set_ylim(len(names) - 0.5, -0.5)
-    for ax in axes:
-        ax.set_ylabel("cell")
+    axes[0].set_ylabel("cell")
     fig.suptitle("Latency per cell over every request and repetition (line: 10th-90th percentile, bar: quartiles, "
                  "dot: median)")
     fig.tight_layout()
