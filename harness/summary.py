@@ -23,7 +23,8 @@ RULES = {"n": DEFINITIONS["n"], "acc": DEFINITIONS["acc"].split(";")[0], "TPF": 
          "tok/s sys": DEFINITIONS["tok/s sys"]}
 # Described by the shown columns (mode_label carries the decoding parameters) or not a setting.
 _IMPLIED = {"model", "mode", "block_length", "threshold", "steps", "draft_lora", "runner", "concurrency", "task",
-            "context", "sweep", "model_parameters", "model_weight_bytes", "model_family", "draft_adapter_active"}
+            "context", "context_tokens", "sweep", "model_parameters", "model_weight_bytes", "model_family",
+            "draft_adapter_active"}
 
 
 def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -34,6 +35,7 @@ def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
     varying = [c for c in CELL_IDENTITY if c in cells and c not in _IMPLIED
                and cells[c].map(lambda v: str(v) if v is not None else "").nunique() > 1]
     table = pd.DataFrame({title: cells[column] for title, column in SHOWN.items() if column in cells})
+    table["conc"] = table["conc"].map(lambda v: "-" if pd.isna(v) else str(int(v)))  # requests in flight: a count
     position = list(table.columns).index("status")
     for offset, column in enumerate(varying):
         table.insert(position + offset, column, cells[column])

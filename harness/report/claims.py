@@ -257,7 +257,7 @@ class Verdict:
 
     def reproducing_text(self) -> str:
         counts = {rule: k for rule, k in self.reproducing().items() if k}
-        if not self.measurements:
+        if not self.measurements or not self.claim.evidence_metrics:  # a question about counting rules only
             return "-"
         return ", ".join(f"{rule} ({k} of {len(self.measurements)})" for rule, k in counts.items()) or "none"
 

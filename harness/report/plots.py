@@ -58,10 +58,13 @@ def draw_all(ag: Aggregates, out: Path) -> list[Plot]:
             svg.unlink(missing_ok=True)
             plots.append(Plot(spec.name, spec.title, spec.caption, skipped=result))
             continue
-        # Text stays text in the SVG: selectable, and far cheaper to write than glyph paths.
-        result.savefig(png, dpi=110, bbox_inches="tight")
+        # One tight bounding box for both files (savefig's "tight" would lay the figure out once more
+        # per file to find it); text stays text in the SVG: selectable, and cheaper than glyph paths.
+        canvas = result.canvas if isinstance(result.canvas, FigureCanvasAgg) else FigureCanvasAgg(result)
+        box = result.get_tightbbox(canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
+        result.savefig(png, dpi=110, bbox_inches=box)
         with matplotlib.rc_context({"svg.fonttype": "none"}):
-            result.savefig(svg, bbox_inches="tight")
+            result.savefig(svg, bbox_inches=box)
         plots.append(Plot(spec.name, spec.title, spec.caption, png, svg))
     return plots
 
