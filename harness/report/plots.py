@@ -62,7 +62,7 @@ def draw_all(ag: Aggregates, out: Path) -> list[Plot]:
         # per file to find it); text stays text in the SVG: selectable, and cheaper than glyph paths.
         canvas = result.canvas if isinstance(result.canvas, FigureCanvasAgg) else FigureCanvasAgg(result)
         box = result.get_tightbbox(canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
-        result.savefig(png, dpi=110, bbox_inches=box)
+        result.savefig(png, dpi=100, bbox_inches=box)
         with matplotlib.rc_context({"svg.fonttype": "none"}):
             result.savefig(svg, bbox_inches=box)
         plots.append(Plot(spec.name, spec.title, spec.caption, png, svg))
@@ -201,7 +201,7 @@ def plot_concurrency(ag: Aggregates):
         ax.grid(alpha=0.3)
     log_axis(axes[2], "y")
     fig.suptitle("TPF vs throughput vs cost of a forward, by concurrency (per mode and block length)")
-    fig.tight_layout()
+    fit(fig)
     fig.subplots_adjust(bottom=(0.75 + 0.2 * legend_rows) / height)  # the legend goes under the panels
     handles, legend_labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, legend_labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
@@ -234,7 +234,7 @@ def plot_tpf_by_mode(ag: Aggregates):
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("TPF by mode under each counting rule (ratio of sums over samples, 95% CI)")
-    fig.tight_layout()
+    fit(fig)
     return fig
 
 
@@ -263,7 +263,7 @@ def plot_throughput_vs_context(ag: Aggregates):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("Throughput vs context length, per hardware and mode (95% CI)")
-    fig.tight_layout()
+    fit(fig)
     return fig
 
 
@@ -290,7 +290,7 @@ def plot_speedup(ag: Aggregates):
     axes[0].set_ylabel("cell vs baseline")
     axes[0].invert_yaxis()
     fig.suptitle("Against the baseline on the same hardware in the same sweep (95% CI)")
-    fig.tight_layout()
+    fit(fig)
     return fig
 
 
@@ -326,7 +326,7 @@ def plot_accuracy_vs_tpf(ag: Aggregates):
     handles.append(Line2D([], [], color="grey", linestyle=":", label="Pareto front"))
     axes[0][-1].legend(handles=handles, fontsize=7)
     fig.suptitle("Accuracy vs tokens per forward, per mode and threshold (95% CI)")
-    fig.tight_layout()
+    fit(fig)
     # Labels go on last, once the layout is final, each where it overlaps no other; those that find
     # no free place are listed under their panel.
     fig.subplots_adjust(bottom=fig.subplotpars.bottom + 0.08)  # room for the list of unlabelled points
@@ -349,6 +349,14 @@ def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     keep = [i for i in range(len(x)) if not any((x[j] >= x[i] and y[j] >= y[i]) and (x[j] > x[i] or y[j] > y[i])
                                                  for j in range(len(x)))]
     return np.array(sorted(keep, key=lambda i: x[i]), dtype=int)
+
+
+def fit(fig: Figure, top: float = 0.75, bottom: float = 0.65, wspace: float = 0.3) -> None:
+    """Margins in inches (room for the suptitle above and the axis labels below), whatever the
+    figure's height; what sticks out at the sides (long cell labels) is kept by the tight box the
+    files are cropped to (`draw_all`). tight_layout would lay every label out once more."""
+    height = fig.get_figheight()
+    fig.subplots_adjust(top=1 - top / height, bottom=bottom / height, wspace=wspace)
 
 
 def row_height(cells: int) -> float:
@@ -396,7 +404,7 @@ def plot_latency(ag: Aggregates):
     axes[0].set_ylabel("cell")
     fig.suptitle("Latency per cell over every request and repetition (line: 10th-90th percentile, bar: quartiles, "
                  "dot: median)")
-    fig.tight_layout()
+    fit(fig)
     return fig
 
 
@@ -428,7 +436,7 @@ def plot_acceptance(ag: Aggregates):
     ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("Acceptance lengths (first repetition of each sample; line: 10th-90th percentile, bar: quartiles, "
                  "dot: median, tick: mean)")
-    fig.tight_layout()
+    fit(fig)
     return fig
 
 
@@ -442,7 +450,7 @@ def plot_cost(ag: Aggregates):
                                   ("joules_per_token", "energy per output token (J)"))
               if np.isfinite(cells[f].to_numpy(float)).any()]
     fig = Figure(figsize=(7 * len(panels), row_height(len(cells))))
-    axes = fig.subplots(1, len(panels), squeeze=False)
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)  # one set of cell labels, on the left
     hardware_colors = colors_for(sorted(cells["hardware"].astype(str).unique()))
     names = cell_labels(cells, always=("model", "mode", "hardware"))
     y = np.arange(len(cells))
@@ -451,12 +459,12 @@ def plot_cost(ag: Aggregates):
         ax.scatter(cells[figure], y, c=[hardware_colors[str(h)] for h in cells["hardware"]], s=14, zorder=3)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(title)
-        ax.set_ylabel("cell")
         ax.grid(axis="x", alpha=0.3)
-        ax.set_yticks(y, names, fontsize=7)
-        ax.invert_yaxis()
+        ax.set_yticks(y, names, fontsize=label_size(len(names)))
+    axes[0][0].set_ylabel("cell")
+    axes[0][0].invert_yaxis()
     fig.suptitle("Cost and energy by hardware (95% CI; prices as recorded in the rows)")
-    fig.tight_layout()
+    fit(fig)
     return fig
 
 
