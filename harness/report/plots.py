@@ -58,13 +58,11 @@ def draw_all(ag: Aggregates, out: Path) -> list[Plot]:
             svg.unlink(missing_ok=True)
             plots.append(Plot(spec.name, spec.title, spec.caption, skipped=result))
             continue
-        # One tight bounding box for both files (savefig's "tight" would lay the figure out once more
-        # per file to find it); text stays text in the SVG: selectable, and cheaper than glyph paths.
-        canvas = result.canvas if isinstance(result.canvas, FigureCanvasAgg) else FigureCanvasAgg(result)
-        box = result.get_tightbbox(canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
-        result.savefig(png, dpi=100, bbox_inches=box)
+        # Each plot sized its margins to its text (`fit`), so each file is drawn once; text stays text
+        # in the SVG: selectable, and cheaper to write than glyph paths.
+        result.savefig(png, dpi=100)
         with matplotlib.rc_context({"svg.fonttype": "none"}):
-            result.savefig(svg, bbox_inches=box)
+            result.savefig(svg)
         plots.append(Plot(spec.name, spec.title, spec.caption, png, svg))
     return plots
 
@@ -351,12 +349,26 @@ def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array(sorted(keep, key=lambda i: x[i]), dtype=int)
 
 
+# Width of a character of the labels' font (DejaVu Sans), in ems: a little over its mean (about
+# 0.51 for cell names), so that a margin sized with it always holds the label.
+CHAR_EMS = 0.56
+
+
 def fit(fig: Figure, top: float = 0.75, bottom: float = 0.65, wspace: float = 0.3) -> None:
-    """Margins in inches (room for the suptitle above and the axis labels below), whatever the
-    figure's height; what sticks out at the sides (long cell labels) is kept by the tight box the
-    files are cropped to (`draw_all`). tight_layout would lay every label out once more."""
-    height = fig.get_figheight()
-    fig.subplots_adjust(top=1 - top / height, bottom=bottom / height, wspace=wspace)
+    """Margins in inches, whatever the figure's size: the suptitle and titles above, tick labels and
+    axis labels below, the leftmost panel's tick labels (cell names, as long as they are) and its
+    axis label on the left. Sized from the text itself, so the files are drawn once each: neither
+    tight_layout nor a tight bounding box lays every label out again."""
+    width, height = fig.get_size_inches()
+    shown = [ax for ax in fig.axes if ax.axison]
+    first = min(shown, key=lambda ax: ax.get_position().x0)
+    labels = [t for t in first.get_yticklabels() if t.get_text()]
+    label_in = max((len(t.get_text()) * t.get_fontsize() * CHAR_EMS / 72 for t in labels), default=0.45)
+    if label_in > 1.0:  # long cell names: the figure grows by them, so the panels keep their width
+        width += label_in - 1.0
+        fig.set_figwidth(width)
+    fig.subplots_adjust(left=(label_in + 0.6) / width, right=1 - 0.3 / width, top=1 - top / height,
+                        bottom=bottom / height, wspace=wspace)
 
 
 def row_height(cells: int) -> float:
