@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.records import CELL_IDENTITY
-from harness.report.aggregate import DEFINITIONS, aggregate
+from harness.report.aggregate import DEFINITIONS, aggregate, varying_columns
 from harness.store import read_results
 
 # title -> column of Aggregates.cells
@@ -21,19 +20,12 @@ RULES = {"n": DEFINITIONS["n"], "acc": DEFINITIONS["acc"].split(";")[0], "TPF": 
          "TPF-np": DEFINITIONS["TPF-np"], "vTPF": DEFINITIONS["vTPF"], "acc_len": DEFINITIONS["acc_len"],
          "q/fwd": DEFINITIONS["q/fwd"], "E2E ms": "median over samples of E2E (per-sample median over repetitions)",
          "tok/s sys": DEFINITIONS["tok/s sys"]}
-# Described by the shown columns (mode_label carries the decoding parameters) or not a setting.
-_IMPLIED = {"model", "mode", "block_length", "threshold", "steps", "draft_lora", "runner", "concurrency", "task",
-            "context", "context_tokens", "sweep", "model_parameters", "model_weight_bytes", "model_family",
-            "draft_adapter_active"}
-
-
 def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
     """One line per cell. Every other description column on which cells differ (seed, generation
     limit, batch size, data, ...) is shown too, so that two cells never read as one."""
     if cells.empty:
         return pd.DataFrame(columns=[*SHOWN, "note"])
-    varying = [c for c in CELL_IDENTITY if c in cells and c not in _IMPLIED
-               and cells[c].map(lambda v: str(v) if v is not None else "").nunique() > 1]
+    varying = varying_columns(cells)
     table = pd.DataFrame({title: cells[column] for title, column in SHOWN.items() if column in cells})
     table["conc"] = table["conc"].map(lambda v: "-" if pd.isna(v) else str(int(v)))  # requests in flight: a count
     position = list(table.columns).index("status")

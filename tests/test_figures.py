@@ -53,6 +53,12 @@ def test_generation_length_seed_and_sample_count_in_one_folder_are_four_cells(tm
     assert len(summary) == 4 and {"max_new_tokens", "seed"} <= set(summary.columns)  # what tells them apart
     text = format_summary(summary)
     assert "max_new_tokens" in text and "seed" in text
+    # The report's tables name the setting that tells them apart, too.
+    from harness.report import headline_table
+
+    # (a and d differ in task.num_samples, which no column records: their n tells them apart.)
+    assert sorted(headline_table(ag)["setting"]) == ["seed=0 max_new_tokens=24", "seed=0 max_new_tokens=24",
+                                                     "seed=0 max_new_tokens=64", "seed=1 max_new_tokens=24"]
 
 
 def test_batched_reference_rows_hold_a_share_of_the_gpu_for_throughput_and_cost(tmp_path):

@@ -131,7 +131,11 @@ IDENTITY = [("model", "model"), ("mode", "mode_label"), ("runner", "runner"), ("
 
 
 def identity(row: pd.Series) -> dict[str, str]:
-    return {title: key_text(row[column]) for title, column in IDENTITY}
+    """The columns that name a cell; `setting` holds any other on which the report's cells differ."""
+    out = {title: key_text(row[column]) for title, column in IDENTITY}
+    if row.get("distinct"):
+        out["setting"] = row["distinct"]
+    return out
 
 
 def overview(folder: Path, records: pd.DataFrame, ag: Aggregates) -> str:

@@ -130,6 +130,7 @@ def aggregate(records: pd.DataFrame, boot: Bootstrap | None = Bootstrap(), basel
     crosscheck = crosscheck_table(prepared)
     flags = dict(zip(crosscheck["cell_key"], crosscheck["flag"]))
     cells["crosscheck_flag"] = [flags.get(k, "") for k in cells["cell_key"]]
+    cells["distinct"] = distinct_text(cells) if len(cells) else []
     cells = with_figure_columns(cells, figures)
     if baseline_model == "auto":
         has_qwen = ((cells["model"] == "qwen3-8b") & (cells["mode"] == "ar") & (cells["samples"] > 0)).any()
@@ -187,6 +188,32 @@ def describe_cells(prepared: pd.DataFrame) -> pd.DataFrame:
     cells["prompt_tokens"] = pd.to_numeric(ok["prompt_tokens"], errors="coerce").groupby(ok["cell_id"]).median().reindex(cells.index)
     cells["timing_only"] = prepared.groupby("cell_id")["timing_only"].agg(lambda s: bool(s.fillna(False).astype(bool).any()))
     return cells.reset_index()
+
+
+# Description columns every view shows anyway (or that follow from those it shows).
+SHOWN_ELSEWHERE = {"model", "mode", "block_length", "threshold", "steps", "draft_lora", "runner", "concurrency", "task",
+                   "context", "context_tokens", "sweep", "model_parameters", "model_weight_bytes", "model_family",
+                   "draft_adapter_active", "hardware", "hardware_detected", "model_source"}
+
+
+def varying_columns(cells: pd.DataFrame) -> list[str]:
+    """The other description columns on which these cells differ (seed, generation limit, batch size,
+    data, ...): shown beside the usual ones, so that two cells never read as one."""
+    return [c for c in CELL_IDENTITY if c in cells and c not in SHOWN_ELSEWHERE
+            and cells[c].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).nunique() > 1]
+
+
+def distinct_text(cells: pd.DataFrame) -> list[str]:
+    columns = varying_columns(cells)
+    return [" ".join(f"{c}={_plain(row[c])}" for c in columns) for _, row in cells.iterrows()]
+
+
+def _plain(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def cell_statistics() -> dict:
@@ -393,7 +420,7 @@ def compare_with_baseline(cells: pd.DataFrame, samples_of: dict[str, pd.DataFram
         a, b = samples_of[cell["cell_id"]], samples_of[base["cell_id"]]
         row = {"cell_id": cell["cell_id"], "baseline_cell_id": base["cell_id"],
                **{k: cell[k] for k in ("model", "mode", "mode_label", "block_length", "threshold", "runner",
-                                       "hardware", "task", "context", "concurrency")},
+                                       "hardware", "task", "context", "concurrency", "distinct")},
                "baseline": f"{base['model']} {base['mode_label']}"}
         compared = compare(a, b, boot, ("tpf_ratio", "speedup", "e2e_speedup", "sys_ratio", "dacc"))
         row.update(compared.pop("pairs"))
