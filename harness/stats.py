@@ -215,9 +215,10 @@ def _bootstrap_group(statistics: dict[str, Statistic], data: dict[str, np.ndarra
     points = evaluate(np.arange(n))
     if n < 2 or boot is None:
         return {name: Estimate(float(v), np.nan, np.nan, n) for name, v in zip(statistics, points)}
-    result = scipy.stats.bootstrap((np.arange(n),), lambda index, axis=-1: evaluate(index), vectorized=True,
-                                   n_resamples=boot.resamples, confidence_level=boot.level, method="percentile",
-                                   rng=np.random.default_rng(boot.seed))
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample's ratio may be inf / nan: dropped from its spread
+        result = scipy.stats.bootstrap((np.arange(n),), lambda index, axis=-1: evaluate(index), vectorized=True,
+                                       n_resamples=boot.resamples, confidence_level=boot.level, method="percentile",
+                                       rng=np.random.default_rng(boot.seed))
     lows, highs = np.atleast_1d(result.confidence_interval.low), np.atleast_1d(result.confidence_interval.high)
     return {name: Estimate(float(v), float(lo), float(hi), n) for name, v, lo, hi in zip(statistics, points, lows, highs)}
 
@@ -225,9 +226,10 @@ def _bootstrap_group(statistics: dict[str, Statistic], data: dict[str, np.ndarra
 def bootstrap_indices(statistic: Callable[[np.ndarray], np.ndarray], n: int, boot: Bootstrap) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval(s) of `statistic(index)` over n resampled units (e.g. whole
     requests), where `index` is an array of unit indices, shape (..., n)."""
-    result = scipy.stats.bootstrap((np.arange(n),), lambda index, axis=-1: statistic(index), vectorized=True,
-                                   n_resamples=boot.resamples, confidence_level=boot.level, method="percentile",
-                                   rng=np.random.default_rng(boot.seed))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = scipy.stats.bootstrap((np.arange(n),), lambda index, axis=-1: statistic(index), vectorized=True,
+                                       n_resamples=boot.resamples, confidence_level=boot.level, method="percentile",
+                                       rng=np.random.default_rng(boot.seed))
     return np.atleast_1d(result.confidence_interval.low), np.atleast_1d(result.confidence_interval.high)
 
 
