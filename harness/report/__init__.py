@@ -20,7 +20,7 @@ import pandas as pd
 
 from harness.config import ConfigError
 from harness.records import PAIRING_KEYS
-from harness.report.aggregate import DEFINITIONS, TPF_RULES, Aggregates, Bootstrap, Estimate, aggregate
+from harness.report.aggregate import DEFINITIONS, TPF_RULES, Aggregates, Bootstrap, Estimate, aggregate, plain_text
 from harness.report.claims import (DEFAULT_CLAIMS, Claim, Verdict, conditions_text, evaluate_claims, load_claims,
                                    rule_description)
 from harness.report.plots import Plot, draw_all
@@ -118,12 +118,7 @@ def number(value, digits: int = 3) -> str:
     return str(value)
 
 
-def key_text(value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+key_text = plain_text  # a key as a reader writes it: 32, not 32.0; "-" for none
 
 
 IDENTITY = [("model", "model"), ("mode", "mode_label"), ("runner", "runner"), ("hardware", "hardware"),

@@ -205,10 +205,10 @@ def varying_columns(cells: pd.DataFrame) -> list[str]:
 
 def distinct_text(cells: pd.DataFrame) -> list[str]:
     columns = varying_columns(cells)
-    return [" ".join(f"{c}={_plain(row[c])}" for c in columns) for _, row in cells.iterrows()]
+    return [" ".join(f"{c}={plain_text(row[c])}" for c in columns) for _, row in cells.iterrows()]
 
 
-def _plain(value) -> str:
+def plain_text(value) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
     if isinstance(value, float) and value.is_integer():
