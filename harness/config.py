@@ -16,13 +16,11 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from reference_decoders.sampling import ACCEPTANCE_RULES
+from harness.contracts import ACCEPTANCE_RULES, BATCHED_MODES, MODES, RUNNERS
 
-MODES = ("ar", "diffusion", "linear_spec", "quadratic_spec")
 FAMILIES = ("auto", "qwen3", "ministral3", "nemotron_labs_diffusion")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 DEVICES = ("auto", "cpu", "cuda")
-RUNNERS = ("reference", "timing", "vendor", "vllm", "sglang")
 
 
 class ConfigError(ValueError):
@@ -104,8 +102,8 @@ class ModeConfig:
             _require(self.steps >= 1, "mode.steps", f"must be >= 1, got {self.steps}")
         _require(not self.use_draft_lora or self.name == "linear_spec", "mode.use_draft_lora",
                  "the draft LoRA exists for linear_spec only")
-        _require(self.batch_size == 1 or self.name in ("ar", "diffusion"), "mode.batch_size",
-                 f"mode {self.name} decodes batch 1 only; batched modes: ar, diffusion")
+        _require(self.batch_size == 1 or self.name in BATCHED_MODES, "mode.batch_size",
+                 f"mode {self.name} decodes batch 1 only; batched modes: {', '.join(BATCHED_MODES)}")
 
 
 @dataclass

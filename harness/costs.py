@@ -1,8 +1,9 @@
-"""Roofline, cost and energy: pure functions of recorded columns, never stored.
+"""Roofline, cost and energy formulas: pure functions of recorded values, never stored.
 
 Every input these need is in each row (``model_*`` shape columns, ``hw_*`` profile columns,
 ``forward_*`` lists, ``gpu_energy_j``), so the figures can be re-derived from parquet alone, with
-another price or another bandwidth if the reader wants.
+another price or another bandwidth if the reader wants; `harness.figures.derive` applies them to
+every row.
 
   KV bytes per token      2 (K and V) x layers x KV heads x head_dim x bytes per element
   memory floor of a fwd   (weights a forward reads + KV entries it reads x KV bytes per token)
@@ -26,9 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-
-import numpy as np
-import pandas as pd
 
 GB = 1e9  # bandwidths in the hardware profiles are decimal GB/s, as in the vendors' datasheets
 TERA = 1e12
@@ -121,90 +119,3 @@ def usd_per_million_tokens(price_per_gpu_hour: float, gpus: int, tokens_per_s: f
 
 def joules_per_token(energy_j: float, tokens: float) -> float:
     return energy_j / tokens if tokens and tokens > 0 else math.nan
-
-
-# -- per-row derivation over a records DataFrame ------------------------------------------------
-
-DERIVED = {
-    "forward_time_s": "sum of the row's per-forward times (forward_seconds)",
-    "roofline_memory_floor_s": "sum over the row's forwards of (model_forward_weight_bytes + forward_cache_tokens x "
-                               "model_kv_bytes_per_token) / hw_memory_bandwidth_gbs",
-    "roofline_compute_floor_s": "sum over the row's forwards of (2 x model_block_parameters x query tokens + 4 x layers x "
-                                "heads x head_dim x query tokens x cached tokens per row) / hw_bf16_tflops",
-    "roofline_floor_s": "sum over the row's forwards of max(memory floor, compute floor)",
-    "roofline_ratio": "forward_time_s / roofline_floor_s (1 = at the hardware's limit)",
-    "usd_per_million_tokens": "hw_price_per_gpu_hour x hw_gpus / (tokens/s x 3600) x 1e6, tokens/s = new_tokens / "
-                              "(e2e_s / batch_size): a batch of B sequences shares the GPUs, each row holds 1/B of them",
-    "joules_per_token": "gpu_energy_j of the cell / its ok rows' new_tokens (only when gpu_energy_region = timed)",
-    "joules_per_forward": "gpu_energy_j of a timing cell (runner=timing: one forward per row) / its ok rows "
-                          "(only when gpu_energy_region = timed)",
-}
-
-
-def row_floors(row) -> tuple[float, float, float]:
-    """(memory floor, compute floor, roofline floor) of one record's forwards, in seconds."""
-    queries, caches = row.get("forward_query_tokens"), row.get("forward_cache_tokens")
-    if queries is None or caches is None or len(queries) == 0:
-        return math.nan, math.nan, math.nan
-    needed = ("model_forward_weight_bytes", "model_kv_bytes_per_token", "hw_memory_bandwidth_gbs")
-    if any(_missing(row.get(k)) for k in needed):
-        return math.nan, math.nan, math.nan
-    batch = int(row.get("batch_size") or 1)
-    memory = [memory_floor_s(row["model_forward_weight_bytes"], row["model_kv_bytes_per_token"], c,
-                             row["hw_memory_bandwidth_gbs"]) for c in caches]
-    compute_inputs = ("model_block_parameters", "model_num_layers", "model_num_attention_heads", "model_head_dim", "hw_bf16_tflops")
-    if any(_missing(row.get(k)) for k in compute_inputs):
-        compute = [math.nan] * len(memory)
-    else:
-        compute = [compute_floor_s(forward_flops(row["model_block_parameters"], q, c, batch, row["model_num_layers"],
-                                                 row["model_num_attention_heads"], row["model_head_dim"]),
-                                   row["hw_bf16_tflops"]) for q, c in zip(queries, caches)]
-    floor = [max(m, c) if not math.isnan(c) else m for m, c in zip(memory, compute)]
-    return float(sum(memory)), float(sum(compute)), float(sum(floor))
-
-
-def with_costs(df: pd.DataFrame) -> pd.DataFrame:
-    """Adds the `DERIVED` columns; rows without the inputs get NaN."""
-    out = df.copy()
-    if out.empty:
-        for name in DERIVED:
-            out[name] = pd.Series(dtype="float64")
-        return out
-    records = out.to_dict("records")
-    out["forward_time_s"] = [float(np.sum(r["forward_seconds"])) if _has_list(r.get("forward_seconds")) else math.nan
-                             for r in records]
-    floors = [row_floors(r) for r in records]
-    out["roofline_memory_floor_s"] = [f[0] for f in floors]
-    out["roofline_compute_floor_s"] = [f[1] for f in floors]
-    out["roofline_floor_s"] = [f[2] for f in floors]
-    out["roofline_ratio"] = [roofline_ratio(t, f) for t, f in zip(out["forward_time_s"], out["roofline_floor_s"])]
-    out["usd_per_million_tokens"] = [_row_cost(r) for r in records]
-    out["joules_per_token"] = math.nan
-    out["joules_per_forward"] = math.nan
-    if "gpu_energy_j" in out and "cell_key" in out:
-        for _, cell in out.groupby("cell_key", sort=False):
-            energy = cell["gpu_energy_j"].dropna()
-            if energy.empty or not (cell.get("gpu_energy_region") == "timed").any():
-                continue
-            ok = cell[cell["status"] == "ok"]
-            out.loc[cell.index, "joules_per_token"] = joules_per_token(float(energy.iloc[0]), ok["new_tokens"].sum(min_count=1))
-            if ok["new_tokens"].isna().all():  # timing rows: each is one forward of its own (decoded rows share theirs)
-                out.loc[cell.index, "joules_per_forward"] = joules_per_token(float(energy.iloc[0]), len(ok))
-    return out
-
-
-def _row_cost(row) -> float:
-    price, gpus = row.get("hw_price_per_gpu_hour"), row.get("hw_gpus")
-    tokens, e2e = row.get("new_tokens"), row.get("e2e_s")
-    if any(_missing(v) for v in (price, gpus, tokens, e2e)) or e2e <= 0:
-        return math.nan
-    share = e2e / int(row.get("batch_size") or 1)  # GPU-seconds this row holds
-    return usd_per_million_tokens(price, int(gpus), tokens / share)
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _has_list(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value)) and len(value) > 0

@@ -9,22 +9,21 @@ prompts), compare, each under its stated rule:
   acceptance length    mean tokens emitted per verify step, bonus token included
 A relative difference beyond `TOLERANCE` is a mismatch: public measurements found an engine's
 graph path silently drafting without the draft LoRA, and engines leaving the prefill out of
-their NFE while PyTorch paths counted it. Pure functions over records; the report calls
-`crosscheck_table`, the harness writes `crosscheck_flag` into an engine cell's rows when the
-reference cell is already in the sweep folder.
+their NFE while PyTorch paths counted it. Computed when the report reads the records (never stored
+at run time, so the flag does not depend on which cell ran first): `crosscheck_table`.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from harness.contracts import ENGINE_RUNNERS
 from harness.engine_metrics import accept_length_per_verify
+from harness.figures import derive
 
-ENGINE_RUNNERS = ("vllm", "sglang")
 TOLERANCE = 0.10  # relative: engines and the reference differ in small algorithmic details
-MATCH_KEYS = ["sweep", "model", "mode", "block_length", "threshold", "temperature", "task", "context", "max_new_tokens"]
-FORWARD_COLUMNS_PREFIX = "forwards_"
+MATCH_KEYS = ["sweep", "model", "mode", "block_length", "threshold", "temperature", "task", "task_protocol", "context",
+              "max_new_tokens"]
 
 
 def engine_figures(cell: pd.DataFrame) -> tuple[float | None, float | None, str]:
@@ -56,11 +55,11 @@ def engine_figures(cell: pd.DataFrame) -> tuple[float | None, float | None, str]
 
 
 def reference_figures(cell: pd.DataFrame) -> tuple[float | None, float | None]:
-    forwards = cell[[c for c in cell.columns if c.startswith(FORWARD_COLUMNS_PREFIX)]].sum(axis=1, min_count=1)
-    non_prefill = (forwards - cell["forwards_prefill"]).sum()
+    """sum(new tokens) / sum(forwards after the prefill), and tokens per verify step, of derived rows."""
+    non_prefill = cell["forwards_after_prefill"].sum()
     tpf = cell["new_tokens"].sum() / non_prefill if non_prefill else None
-    lengths = [x for lst in cell["accept_lengths"].dropna() for x in lst] if "accept_lengths" in cell else []
-    return tpf, (float(np.mean(lengths)) if lengths else None)
+    steps = cell["accept_steps"].sum()
+    return tpf, (float(cell["accept_sum"].sum() / steps) if steps else None)
 
 
 def crosscheck_table(records: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
@@ -70,6 +69,9 @@ def crosscheck_table(records: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.
                "engine_accept_length", "reference_accept_length", "accept_rel_diff", "tolerance", "flag"]
     if records.empty or "runner" not in records:
         return pd.DataFrame(columns=columns)
+    if "forwards_after_prefill" not in records:
+        records = derive(records)
+    records = records.assign(**{k: None for k in MATCH_KEYS if k not in records})  # older files lack some
     ok = records[records["status"] == "ok"]
     engines = ok[ok["runner"].isin(ENGINE_RUNNERS)]
     reference = ok[ok["runner"] == "reference"]
@@ -129,15 +131,3 @@ def _column_sum(cell: pd.DataFrame, column: str):
     if column not in cell or cell[column].isna().all():
         return None
     return cell[column].sum()
-
-
-def flag_engine_rows(rows: list[dict], read_earlier, tolerance: float = TOLERANCE) -> list[dict]:
-    """`crosscheck_flag` on a new engine cell's rows, against the records already in its sweep
-    (`read_earlier()` returns them; it is called only for engine cells)."""
-    from harness.records import to_table
-
-    if not rows or rows[0].get("runner") not in ENGINE_RUNNERS:
-        return rows
-    table = crosscheck_table(pd.concat([read_earlier(), to_table(rows).to_pandas()], ignore_index=True), tolerance)
-    flags = dict(zip(table["cell_key"], table["flag"]))
-    return [{**row, "crosscheck_flag": flags.get(row.get("cell_key"))} for row in rows]

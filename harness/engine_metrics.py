@@ -1,5 +1,5 @@
-"""Serving figures of engine cells, derived from raw per-request records as `vllm bench serve`
-defines them (vllm/benchmarks/serve.py):
+"""Serving figures of engine cells in `vllm bench serve`'s form (vllm/benchmarks/serve.py): mean,
+median, p90 and p99 of each latency over requests, and the cell's throughputs.
 
   TTFT               request start -> first output-bearing stream chunk
   ITL                gaps between consecutive output-bearing chunks, pooled over all requests
@@ -16,6 +16,8 @@ two ITLs agree when every chunk carries one token; with speculative or diffusion
 split one pools more, smaller values (a chunk of n tokens gives n values of gap / n). The
 per-request functions below are the only place either ITL and the engines' acceptance length are
 defined; the runners store what they return.
+The per-request TPOT and each request's share of the duration are `harness.figures.derive`'s,
+the same the report aggregates; this only summarises them the way vLLM prints them, in ms.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.metrics import CELL_COLUMNS
+from harness.figures import derive
+from harness.records import CELL_IDENTITY
 
 PERCENTILES = {"median": 50, "p90": 90, "p99": 99}
 
@@ -65,27 +68,24 @@ def _stats(name: str, values_s) -> dict:
     return out
 
 
-def request_tpot_s(rows: pd.DataFrame) -> pd.Series:
-    return ((rows["e2e_s"] - rows["ttft_s"]) / (rows["new_tokens"] - 1)).where(rows["new_tokens"] > 1)
-
-
 def cell_metrics(records: pd.DataFrame) -> pd.DataFrame:
     """One row per engine cell (rows with a `cell_duration_s`), its serving figures."""
     if records.empty or "cell_duration_s" not in records:
         return pd.DataFrame()
-    engine = records[records["cell_duration_s"].notna()]
+    engine = derive(records[records["cell_duration_s"].notna()])
     rows = []
     for cell_key, cell in engine.groupby("cell_key", sort=True):
         ok = cell[cell["status"] == "ok"]
         first = cell.iloc[0]
         duration = float(first["cell_duration_s"])
         output_tokens = int(ok["new_tokens"].sum())
-        row = {"cell_key": cell_key, **{k: first.get(k) for k in CELL_COLUMNS if k in cell}, "concurrency": first.get("concurrency"),
+        held = ok["gpu_seconds"].sum()  # the requests' shares of the duration: the duration itself
+        row = {"cell_key": cell_key, **{k: first.get(k) for k in CELL_IDENTITY if k in cell},
                "completed": len(ok), "failed": int((cell["status"] != "ok").sum()), "duration_s": duration,
-               "output_tokens": output_tokens, "output_throughput": output_tokens / duration if duration else np.nan,
+               "output_tokens": output_tokens, "output_throughput": output_tokens / held if held else np.nan,
                "request_throughput": len(ok) / duration if duration else np.nan}
         row.update(_stats("ttft", ok["ttft_s"]))
-        row.update(_stats("tpot", request_tpot_s(ok)))
+        row.update(_stats("tpot", ok["tpot_s"]))
         row.update(_stats("itl", [gap for gaps in ok["itl_s"].dropna() for gap in gaps]))
         if "itl_split_s" in ok:
             row.update(_stats("itl_split", [gap for gaps in ok["itl_split_s"].dropna() for gap in gaps]))

@@ -14,7 +14,6 @@ import traceback
 from harness import environment, progress
 from harness.cell import Cell, identity_columns, make_cell, skip_reason
 from harness.config import BenchConfig
-from harness.crosscheck import flag_engine_rows
 from harness.hardware import check_hardware, hardware_columns, run_device_type
 from harness.prompts import build_samples, within_positions
 from harness.telemetry import open_cell_telemetry
@@ -60,7 +59,6 @@ def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
     except Exception as exc:  # a cell that cannot even start is recorded, and the sweep goes on
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]).strip()
         return {**summary, **record_cell_outcome(store, cell, base, "failed", detail)}
-    rows = flag_engine_rows(rows, store.read)  # engine cells only: vs the sweep's reference cell
     path = store.write_cell(cell.key, cell.label, rows, metadata={"cell_config": repr(bench), **metadata})
     errors = sum(r.get("status") != "ok" for r in rows)
     log.info("cell %s done: %d records, %d sample errors -> %s", cell.label, len(rows), errors, path.name)

@@ -140,8 +140,8 @@ def check_roofline(env: dict, workdir: Path) -> list[dict]:
     from hydra import compose, initialize_config_dir
 
     from harness.config import register_configs, to_bench_config
-    from harness.costs import with_costs
     from harness.execute import run_cell
+    from harness.figures import derive
     from harness.store import read_results
 
     register_configs()
@@ -159,7 +159,7 @@ def check_roofline(env: dict, workdir: Path) -> list[dict]:
         summary = run_cell(bench)
         if summary["status"] != "ok":
             raise RuntimeError(f"roofline cell {mode} block {block}: {summary['status']}: {summary.get('reason')}")
-    df = with_costs(read_results(workdir / "results" / "gpu-check-roofline"))
+    df = derive(read_results(workdir / "results" / "gpu-check-roofline"))
     df = df[df["status"] == "ok"]
     rows = []
     shape = [df["forward_kinds"].map(lambda kinds: kinds[0]), df["forward_query_tokens"].map(lambda q: int(q[0]))]
@@ -172,7 +172,7 @@ def check_roofline(env: dict, workdir: Path) -> list[dict]:
             "compute_floor_ms": float(group["roofline_compute_floor_s"].iloc[0] * 1e3),
             "ratio": float(group["forward_time_s"].median() / group["roofline_floor_s"].iloc[0]),
             "timing": group["forward_timing_method"].iloc[0],
-            "energy_j_per_forward": _float(group["joules_per_forward"].iloc[0]),
+            "energy_j_per_forward": _float(group["energy_j"].sum() / group["forwards_total"].sum()),
         })
     return sorted(rows, key=lambda r: (r["query_tokens"], r["kind"]))
 
@@ -197,8 +197,7 @@ def tiny_checkpoint(workdir: Path) -> str:
 
 
 def check_sweep(env: dict, workdir: Path) -> dict:
-    from harness.costs import with_costs
-    from harness.metrics import with_derived
+    from harness.report.aggregate import aggregate
     from harness.store import read_results
 
     results = workdir / "results"
@@ -213,18 +212,18 @@ def check_sweep(env: dict, workdir: Path) -> dict:
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"dlm-bench exited {proc.returncode}: {proc.stderr[-2000:]}")
-    df = with_costs(with_derived(read_results(results / "gpu-check-sweep")))
+    ag = aggregate(read_results(results / "gpu-check-sweep"), boot=None)
+    df, figures = ag.prepared, ag.cells.set_index("cell_id")
     cells = []
     for mode, group in df.groupby("mode", sort=False):
-        ok = group[group["status"] == "ok"]
+        cell = figures.loc[group["cell_id"].iloc[0]]
         cells.append({
             "mode": mode, "status": ",".join(sorted(set(group["status"]))), "rows": len(group),
-            "tpf": float(ok["new_tokens"].sum() / ok["forwards_total"].sum()) if len(ok) else None,
-            "tokens_per_s": float(ok["new_tokens"].sum() / ok["e2e_s"].sum()) if len(ok) else None,
-            "e2e_ms_median": float(ok["e2e_s"].median() * 1e3) if len(ok) else None,
+            "tpf": _float(cell["tpf"]), "tokens_per_s": _float(cell["tok_s_system"]),
+            "e2e_ms_median": _float(cell["e2e_p50"]),
             "timing": f"{group['timing_method'].iloc[0]} / {group['forward_timing_method'].iloc[0]}",
             "energy_j": _float(group["gpu_energy_j"].iloc[0]), "energy_region": group["gpu_energy_region"].iloc[0],
-            "joules_per_token": _float(group["joules_per_token"].iloc[0]),
+            "joules_per_token": _float(cell["joules_per_token"]),
             "power_mean_w": _float(group["gpu_power_draw_mean_w"].iloc[0]),
             "sm_clock_mean_mhz": _float(group["gpu_sm_clock_mean_mhz"].iloc[0]),
             "throttle_reasons": list(group["gpu_throttle_reasons"].iloc[0]) if group["gpu_throttle_reasons"].iloc[0] is not None else None,

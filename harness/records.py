@@ -2,7 +2,8 @@
 
 `COLUMNS` is the single source of truth for names, Arrow types and meanings; the README's
 schema table is checked against it by the tests. Raw values only: TPF, TPOT, throughput and
-every other statistic are derived from these columns by `harness.metrics`, never stored.
+every other statistic are derived from these columns by `harness.figures` (per row) and
+`harness.report.aggregate` (per cell), never stored.
 Bump `SCHEMA_VERSION` when a column changes meaning or type (adding a nullable column is a minor
 bump: old files still read, the new column is null).
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from reference_decoders.counting import FORWARD_KINDS
+from harness.contracts import FORWARD_KINDS
 
 SCHEMA_VERSION = "1.0"
 
@@ -131,7 +132,6 @@ _ENGINE = [
     Column("engine_accept_length", pa.float64(), "this request's tokens per verify step, bonus included, the prefill's first token not: 1 + accepted drafts / verify steps, both engines"),
     Column("engine_accept_length_reported", pa.float64(), "the engine's own figure (vLLM mean_acceptance_length, as above; SGLang spec_accept_length = completion tokens / verify steps)"),
     Column("engine_counter_rule", pa.string(), "how the engine_* counters were read and what they count"),
-    Column("crosscheck_flag", pa.string(), "engine vs reference TPF / acceptance length: ok | mismatch: ... | no_reference | not_comparable: ..."),
 ]
 
 _ENVIRONMENT = [
@@ -232,6 +232,30 @@ COLUMNS: list[Column] = (
     _IDENTITY + _SAMPLE + _ENGINE + _ENVIRONMENT + _ACCURACY + _TIMING + _HARDWARE + _MODEL_SHAPE + _TELEMETRY
 )
 COLUMN_NAMES = [c.name for c in COLUMNS]
+
+# What a cell measured: the columns that hold one value in every row of a cell (they come from its
+# resolved config or from what its runner found while preparing it). Rows are grouped into cells by
+# `cell_key` alone; these columns describe a cell, taken from its rows. Every column of the identity
+# group counts, so a column added there is part of every cell's description and of the pairing rule
+# below without further change.
+_BOOKKEEPING = ("schema_version", "cell_key", "status", "error")
+CELL_IDENTITY: tuple[str, ...] = (
+    *(c.name for c in _IDENTITY if c.name not in _BOOKKEEPING),
+    "max_new_tokens", "concurrency", "few_shot", "chat_template", "stop_strings", "dataset_source",
+    "dataset_revision", "dataset_split",
+)
+
+# The columns a subject cell and its baseline may differ in when they are compared (a mode against
+# ar, one model against another): the model and how it decodes. Every other CELL_IDENTITY column
+# (sweep, hardware, runner, task and its version, context, generation limit, temperature, batch size,
+# seed, data, prompt format, concurrency, ...) must be equal, or the two cells are not compared.
+BASELINE_MAY_DIFFER: tuple[str, ...] = (
+    "model", "model_source", "model_revision", "model_family", "model_parameters", "model_weight_bytes",
+    "mode", "block_length", "threshold", "steps", "acceptance_rule", "draft_lora", "draft_adapter_active",
+    "draft_lora_tensors",
+)
+PAIRING_KEYS: tuple[str, ...] = tuple(c for c in CELL_IDENTITY if c not in BASELINE_MAY_DIFFER)
+
 SCHEMA = pa.schema(
     [pa.field(c.name, c.type, nullable=True, metadata={"doc": c.doc}) for c in COLUMNS],
     metadata={"dlm_bench_schema_version": SCHEMA_VERSION},

@@ -1,35 +1,62 @@
-"""The human table printed at the end of a sweep, with the rule behind every column."""
+"""The human table printed at the end of a sweep: a view of the per-cell aggregate, with the rule
+behind every column (`harness.report.aggregate`; summary.csv is the same table)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from harness.metrics import DEFINITIONS, summarize
+from harness.report.aggregate import DEFINITIONS, aggregate, varying_columns
 from harness.store import read_results
 
-SHOWN = ["model", "mode", "block_length", "runner", "concurrency", "task", "context", "status", "n", "acc", "tokens", "TPF", "TPF-np",
-         "vTPF", "acc_len", "q/fwd", "E2E ms", "tok/s"]
+# title -> column of Aggregates.cells
+SHOWN = {"model": "model", "mode": "mode_label", "runner": "runner", "conc": "concurrency", "task": "task",
+         "context": "context", "status": "status", "n": "samples", "acc": "acc", "TPF": "tpf",
+         "TPF-np": "tpf_excl_prefill", "vTPF": "vendor_tpf", "acc_len": "accept_length",
+         "q/fwd": "query_tokens_per_forward", "E2E ms": "e2e_p50", "tok/s sys": "tok_s_system"}
+RULES = {"n": DEFINITIONS["n"], "acc": DEFINITIONS["acc"].split(";")[0], "TPF": DEFINITIONS["TPF"],
+         "TPF-np": DEFINITIONS["TPF-np"], "vTPF": DEFINITIONS["vTPF"], "acc_len": DEFINITIONS["acc_len"],
+         "q/fwd": DEFINITIONS["q/fwd"], "E2E ms": "median over samples of E2E (per-sample median over repetitions)",
+         "tok/s sys": DEFINITIONS["tok/s sys"]}
+def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """One line per cell. Every other description column on which cells differ (seed, generation
+    limit, batch size, data, ...) is shown too, so that two cells never read as one."""
+    if cells.empty:
+        return pd.DataFrame(columns=[*SHOWN, "note"])
+    varying = varying_columns(cells)
+    table = pd.DataFrame({title: cells[column] for title, column in SHOWN.items() if column in cells})
+    table["conc"] = table["conc"].map(lambda v: "-" if pd.isna(v) else str(int(v)))  # requests in flight: a count
+    position = list(table.columns).index("status")
+    for offset, column in enumerate(varying):
+        table.insert(position + offset, column, cells[column])
+    table["note"] = cells["note"].fillna("")
+    order = [c for c in ("model", "mode", "runner", "conc", "task", "context", *varying) if c in table]
+    return table.sort_values(order, kind="stable", key=lambda s: s.astype(str)).reset_index(drop=True)
 
 
 def format_summary(summary: pd.DataFrame) -> str:
     if summary.empty:
         return "(no records)"
-    table = summary[[c for c in SHOWN if c in summary]].copy()
-    text = table.to_string(index=False, float_format=lambda x: f"{x:.3g}", na_rep="-")
+    table = summary.drop(columns=["note"])
+    text = table.to_string(index=False, na_rep="-", formatters={
+        c: (lambda x: "-" if not np.isfinite(x) else f"{x:.3g}") for c in table.columns
+        if pd.api.types.is_float_dtype(table[c]) and c not in ("conc",)})
     notes = summary[summary["note"] != ""]
     lines = [text, "", "How each column is counted:"]
-    lines += [f"  {name:8s} {rule}" for name, rule in DEFINITIONS.items()]
+    lines += [f"  {name:9s} {rule}" for name, rule in RULES.items()]
     if not notes.empty:
         lines += ["", "Skipped or failed cells:"]
-        lines += [f"  {r.model} {r.mode} {r.task} {r.context}: {r.status}: {r.note.splitlines()[-1]}" for r in notes.itertuples()]
+        lines += [f"  {r['model']} {r['mode']} {r['task']} {r['context']}: {r['status']}: {r['note'].splitlines()[-1]}"
+                  for _, r in notes.iterrows()]
     return "\n".join(lines)
 
 
 def print_summary(folder: Path, records: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The end-of-sweep table: point values of the aggregate (the report adds the intervals)."""
     records = read_results(folder) if records is None else records
-    summary = summarize(records)
+    summary = summary_table(aggregate(records, boot=None).cells) if not records.empty else summary_table(pd.DataFrame())
     print(f"\n== dlm-bench summary: {folder} ({len(records)} records) ==")
     print(format_summary(summary))
     print()

@@ -14,11 +14,12 @@ import time
 
 import torch
 
+from harness.contracts import BATCHED_MODES, FORWARD_KINDS, SPECULATIVE_MODES
 from reference_decoders.adapter import ModelAdapter
 from reference_decoders.ar import ar_generate
 from reference_decoders.conventions import RULES as VENDOR_NFE_RULES
 from reference_decoders.conventions import vendor_nfe, vendor_tokens
-from reference_decoders.counting import FORWARD_KINDS, ForwardCounter
+from reference_decoders.counting import ForwardCounter
 from reference_decoders.diffusion import diffusion_generate
 from reference_decoders.linear_spec import linear_spec_generate
 from reference_decoders.output import GenerateResult, TokenStream
@@ -34,8 +35,6 @@ DECODERS = {
     "linear_spec": linear_spec_generate,
     "quadratic_spec": quadratic_spec_generate,
 }
-BATCHED_MODES = ("ar", "diffusion")
-SPECULATIVE_MODES = ("linear_spec", "quadratic_spec")
 
 
 def generate(model, prompt_ids: torch.Tensor, mode: str, *, time_forwards: bool = True, **params) -> GenerateResult:

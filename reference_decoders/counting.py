@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-FORWARD_KINDS = ("prefill", "decode", "denoise", "commit", "draft", "verify", "quadratic", "unlabelled")
-
-
-TIMING_METHODS = ("cuda_event", "perf_counter")
+from harness.contracts import FORWARD_KINDS
+from harness.contracts import FORWARD_TIMING_METHODS as TIMING_METHODS
 
 
 @dataclass

@@ -87,7 +87,7 @@ def linear_spec_generate(adapter, prompt_ids, prompt_valid, streams: list[TokenS
         block, draft_probs = draft_block(adapter, state, block, params, sampler)
         accepted = verify_block(adapter, state, block, draft_probs, sampler)
         seed = accepted[-1]
-        # Acceptance length = tokens this verify step added to the output (DESIGN.md section 5):
+        # Acceptance length = tokens this verify step added to the output (the `accept_lengths` column, harness/records.py):
         # a run cut by EOS or max_new_tokens counts what survives the cut.
         before = len(stream.tokens)
         stream.emit(accepted)

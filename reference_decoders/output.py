@@ -1,7 +1,7 @@
 """What a decode produces: the token stream of one sequence and the result handed to callers.
 
 `TokenStream` is the single place where the output rules live, so every mode obeys the same
-ones (DESIGN.md section 5): tokens are cut after the first EOS and never exceed
+ones (the `new_tokens` rule of harness/records.py): tokens are cut after the first EOS and never exceed
 ``max_new_tokens``. ``tokens_untrimmed`` counts what the mode emitted up to its first EOS without
 the ``max_new_tokens`` cut: the vendor's ``linear_spec_generate`` returns its last accepted run
 whole, but, like every vendor function, truncates at the first EOS.
@@ -81,17 +81,3 @@ class GenerateResult:
     # how emit_seconds were taken: host perf_counter from request start to the host readback of
     # each final token; "+cuda_sync" = the device was synchronised at request start
     timing_method: str = "perf_counter"
-
-    @property
-    def total_forwards(self) -> int:
-        return sum(self.forwards.values())
-
-    @property
-    def tpf(self) -> float:
-        """Tokens per forward, prefill included (DESIGN.md section 5)."""
-        return len(self.tokens) / self.total_forwards if self.total_forwards else float("nan")
-
-    @property
-    def tpf_excluding_prefill(self) -> float:
-        n = self.total_forwards - self.forwards.get("prefill", 0)
-        return len(self.tokens) / n if n else float("nan")

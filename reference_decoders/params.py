@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from reference_decoders.sampling import ACCEPTANCE_RULES
+from harness.contracts import ACCEPTANCE_RULES, MODES
 
-MODES = ("ar", "diffusion", "linear_spec", "quadratic_spec")
-
-# The vendor default block length (Nemotron-Labs-Diffusion chat example, DESIGN.md section 4);
+# The vendor default block length (the checkpoints' block_size; configs/mode/diffusion.yaml);
 # used when neither the caller nor the checkpoint config says otherwise.
 DEFAULT_BLOCK_LENGTH = 32
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-ACCEPTANCE_RULES = ("speculative", "sample_match")
+from harness.contracts import ACCEPTANCE_RULES
 
 
 def most_likely(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from reference_decoders.counting import FORWARD_KINDS
+from harness.contracts import FORWARD_KINDS
 
 
 class SkipCell(Exception):

@@ -3,7 +3,8 @@
 Rows go through `harness.records.to_table` (the real schema); columns that other parts of the
 harness are adding (concurrency, cell_duration_s, gpu_energy_j, hw_price_per_gpu_hour, ...) and that
 the schema does not have yet are appended as extra Arrow columns, the way a newer file carries
-them, so the same helper keeps working once they land in harness.records.
+them, so the same helper keeps working once they land in harness.records. Each file is one cell:
+rows without a `cell_key` get the file's name as theirs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ STARTED = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 def base_row(**cell) -> dict:
     """The identity and environment columns of a cell (override any with keyword arguments)."""
-    row = dict(schema_version=SCHEMA_VERSION, sweep="synthetic", cell_key="k", status="ok", model="qwen3-8b",
+    row = dict(schema_version=SCHEMA_VERSION, sweep="synthetic", cell_key=None, status="ok", model="qwen3-8b",
                model_source="test", model_family="qwen3", model_dtype="bfloat16", mode="ar", temperature=0.0,
                batch_size=1, runner="reference", hardware="h100", hardware_detected="NVIDIA H100 80GB HBM3",
                context="natural", context_tokens=0, task="gsm8k", task_version="1", seed=0, timing_only=False,
@@ -51,6 +52,7 @@ def sample_row(cell: dict, i: int, *, new_tokens: int, forwards: dict[str, int],
 
 def write_cell(folder: Path, name: str, rows: list[dict]) -> Path:
     """One cell's parquet file: schema columns through to_table, newer columns appended."""
+    rows = [{**r, "cell_key": r.get("cell_key") or name} for r in rows]
     known = [{k: v for k, v in r.items() if k in COLUMN_NAMES} for r in rows]
     table = to_table(known)
     extras = sorted({k for r in rows for k in r} - set(COLUMN_NAMES))

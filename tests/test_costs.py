@@ -18,8 +18,8 @@ from harness.costs import (
     model_shape,
     roofline_ratio,
     usd_per_million_tokens,
-    with_costs,
 )
+from harness.figures import derive
 from harness.models import BUILTIN_MODELS
 from reference_decoders.loading import detect_family, read_checkpoint_config, transformers_config
 
@@ -60,6 +60,7 @@ def _row(**overrides) -> dict:
     row = {
         "cell_key": "a", "status": "ok", "batch_size": 1, "new_tokens": 10, "e2e_s": 0.5,
         "forward_seconds": [0.010, 0.020], "forward_query_tokens": [100, 1], "forward_cache_tokens": [0, 100],
+        "forward_kinds": ["prefill", "decode"],
         "forwards_prefill": 1, "forwards_decode": 1,
         "model_forward_weight_bytes": 2e9, "model_kv_bytes_per_token": 1e5, "model_block_parameters": 1e9,
         "model_num_layers": 10, "model_num_attention_heads": 10, "model_head_dim": 100,
@@ -69,31 +70,33 @@ def _row(**overrides) -> dict:
     return {**row, **overrides}
 
 
-def test_with_costs_derives_each_row_from_its_own_columns():
-    df = with_costs(pd.DataFrame([_row(), _row(batch_size=2, new_tokens=30)]))
+def test_derive_computes_floors_cost_and_energy_from_each_rows_own_columns():
+    df = derive(pd.DataFrame([_row(), _row(batch_size=2, new_tokens=30)]))
     first = df.iloc[0]
     # forward 1: memory (2e9 + 0) / 1e12 = 2 ms; compute 2e11 / 1e14 = 2 ms -> 2 ms
     # forward 2: memory (2e9 + 1e7) / 1e12 = 2.01 ms; compute (2e9 + 4e4 x 100) / 1e14 = 0.02004 ms -> 2.01 ms
     assert first["roofline_memory_floor_s"] == pytest.approx(4.01e-3)
     assert first["roofline_compute_floor_s"] == pytest.approx(2e-3 + 2.004e-5)
     assert first["roofline_floor_s"] == pytest.approx(4.01e-3)
+    assert first["prefill_floor_s"] == pytest.approx(2e-3) and first["forward_floor_s"] == pytest.approx(2.01e-3)
     assert first["forward_time_s"] == pytest.approx(0.030)
     assert first["roofline_ratio"] == pytest.approx(0.030 / 4.01e-3)
-    # $3.60 per hour = $0.001 per second; 10 tokens in 0.5 s = 20 tokens/s -> $50 per million
-    assert first["usd_per_million_tokens"] == pytest.approx(50.0)
-    # batch 2: the row holds half the GPU for its 0.5 s: 30 tokens / 0.25 GPU-s = 120 tokens/s -> $8.33
-    assert df.iloc[1]["usd_per_million_tokens"] == pytest.approx(1e6 * 0.001 / 120)
-    # the cell's 40 J over its 40 tokens; J per forward only for timing rows, where each row is one forward
-    assert (df["joules_per_token"] == 1.0).all() and df["joules_per_forward"].isna().all()
-    timing = with_costs(pd.DataFrame([_row(new_tokens=None, e2e_s=None)] * 4))
-    assert (timing["joules_per_forward"] == 10.0).all() and timing["joules_per_token"].isna().all()
+    # $3.60 per hour = $0.001 per second; 10 tokens in 0.5 s: $0.0005, $50 per million tokens
+    assert first["usd"] == pytest.approx(0.0005) and first["usd"] / 10 * 1e6 == pytest.approx(50.0)
+    # batch 2: the row holds half the GPU for its 0.5 s: 0.25 GPU-s, $0.00025 for 30 tokens -> $8.33 per million
+    assert df.iloc[1]["gpu_seconds"] == pytest.approx(0.25)
+    assert df.iloc[1]["usd"] / 30 * 1e6 == pytest.approx(1e6 * 0.001 / 120)
+    # the cell's 40 J shared by E2E time (equal here): 20 J each, 40 J over the cell's 40 tokens
+    assert (df["energy_j"] == 20.0).all() and df["energy_j"].sum() / df["new_tokens"].sum() == 1.0
+    timing = derive(pd.DataFrame([_row(new_tokens=None, e2e_s=None)] * 4))
+    assert (timing["energy_j"] == 10.0).all()  # no times: equal shares of the cell's 40 J
 
 
-def test_with_costs_leaves_figures_null_without_their_inputs():
-    df = with_costs(pd.DataFrame([_row(hw_memory_bandwidth_gbs=None, hw_price_per_gpu_hour=None, gpu_energy_j=None),
-                                  _row(cell_key="b", gpu_energy_region="cell")]))
-    assert df[["roofline_floor_s", "roofline_ratio", "usd_per_million_tokens", "joules_per_token"]].iloc[0].isna().all()
-    assert math.isnan(df.iloc[1]["joules_per_token"])  # energy of the whole cell (warm-up too) is not per token
+def test_derive_leaves_figures_null_without_their_inputs():
+    df = derive(pd.DataFrame([_row(hw_memory_bandwidth_gbs=None, hw_price_per_gpu_hour=None, gpu_energy_j=None),
+                              _row(cell_key="b", gpu_energy_region="cell")]))
+    assert df[["roofline_floor_s", "roofline_ratio", "usd", "energy_j"]].iloc[0].isna().all()
+    assert math.isnan(df.iloc[1]["energy_j"])  # energy of the whole cell (warm-up too) is not per token
     assert not math.isnan(df.iloc[1]["roofline_ratio"])
 
 

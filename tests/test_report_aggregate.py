@@ -8,8 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.costs import joules_per_token, usd_per_million_tokens
-from harness.report.aggregate import Bootstrap, aggregate, bootstrap, mean
+from harness.report.aggregate import Bootstrap, aggregate
+from harness.stats import paired_difference, percentile, pooled_percentiles, proportion
 from harness.store import read_results
+from harness.summary import summary_table
 from tests.synthetic_records import base_row, sample_row, write_cell
 
 N = 20
@@ -77,13 +79,37 @@ def test_tpf_rules_are_ratios_of_sums_over_samples_with_intervals_around_them(fo
     assert spec["acc"] == pytest.approx(60.0) and spec["samples"] == N
 
 
-def test_bootstrap_interval_of_a_proportion_matches_the_normal_approximation():
-    values = np.array([100.0] * 240 + [0.0] * 160)  # 60% of 400
-    est = bootstrap(mean, [values], Bootstrap(resamples=4000, seed=1))
-    half_width = 1.96 * np.sqrt(60 * 40 / 400)  # 4.8 points
-    assert est.value == pytest.approx(60.0)
-    assert est.low == pytest.approx(60 - half_width, abs=0.8)
-    assert est.high == pytest.approx(60 + half_width, abs=0.8)
+def wilson(k, n, z=1.959963984540054):
+    """The Wilson score interval, written out: (p + z^2/2n +/- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)."""
+    p = k / n
+    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def test_the_accuracy_interval_is_wilson_and_does_not_collapse_at_100_percent():
+    est = proportion(np.array([1.0] * 240 + [0.0] * 160), BOOT)  # 60% of 400
+    assert (est.value, est.low, est.high) == pytest.approx((60.0, *(100 * x for x in wilson(240, 400))))
+    # 8 of 8 correct: the percentile bootstrap gave [100, 100]; Wilson gives [67.6, 100].
+    every = proportion(np.ones(8), BOOT)
+    assert every.low == pytest.approx(67.559, abs=1e-3) and every.high == pytest.approx(100.0)
+    assert every.low == pytest.approx(100 * wilson(8, 8)[0]) and not every.degenerate
+
+
+def test_a_paired_accuracy_difference_has_a_width_even_when_every_pair_agrees():
+    # No discordant pair in 8: the difference is 0, but 8 pairs cannot rule out a rate of
+    # discordance up to 1 - 0.0125^(1/8) = 42.2% either way (Clopper-Pearson at 97.5%).
+    est = paired_difference(np.ones(8), np.ones(8), BOOT)
+    bound = 100 * (1 - 0.0125 ** (1 / 8))
+    assert (est.value, est.low, est.high) == pytest.approx((0.0, -bound, bound))
+    assert est.p_value == 1.0 and not est.degenerate
+    # 1000 agreeing pairs bound it to +/- 0.44 points: enough to confirm "within 1 point".
+    big = paired_difference(np.ones(1000), np.ones(1000), BOOT)
+    assert big.high == pytest.approx(100 * (1 - 0.0125 ** (1 / 1000))) and big.high < 0.45
+    # McNemar's exact test on 1 vs 9 discordant pairs: 2 x P(X <= 1), X ~ Binomial(10, 1/2) = 22/1024.
+    a = np.array([1] * 1 + [0] * 9 + [1] * 10, dtype=float)
+    b = np.array([0] * 1 + [1] * 9 + [1] * 10, dtype=float)
+    assert paired_difference(a, b, BOOT).p_value == pytest.approx(22 / 1024)
+    assert paired_difference(a, b, BOOT).value == pytest.approx(-40.0)
 
 
 def test_bootstrap_is_seeded(folder):
@@ -117,8 +143,9 @@ def test_repetitions_collapse_to_one_value_per_sample(tmp_path):
     got = ag.cells.iloc[0]
     assert got["samples"] == 4 and got["rows"] == 12
     assert got["e2e_p50"] == pytest.approx(np.percentile([1.1, 2.1, 3.1, 4.1], 50) * 1e3)
-    # One-at-a-time runner: system throughput = sum of tokens / sum of (median) E2E over samples.
-    assert got["tok_s_system"] == pytest.approx(40 / (1.1 + 2.1 + 3.1 + 4.1))
+    # One-at-a-time runner: system throughput = sum of tokens / sum of GPU seconds, each sample's
+    # GPU seconds the mean over its repetitions (the time the GPU was held, not a typical request).
+    assert got["tok_s_system"] == pytest.approx(40 / sum((1.0 + 1.1 + 5.0) / 3 + i for i in range(4)))
 
 
 def test_speedup_is_a_ratio_of_medians_against_the_baseline_on_the_same_hardware(folder):
@@ -170,16 +197,16 @@ def test_accuracy_is_the_protocols_score_with_partial_credit(tmp_path):
 
 
 def engine_rows(mode, concurrency, tokens_per_s_system, block_length=None, forwards_per_request=None, n=16,
-                e2e_scale=1.0):
+                e2e_scale=1.0, e2e=lambda i: 1.0 + 0.05 * i):
     cell = base_row(model="nemotron-labs-diffusion-8b" if mode != "ar" else "qwen3-8b", mode=mode,
-                    runner="sglang", hardware="gb200", task="speed_bench_throughput_1k", block_length=block_length,
+                    runner="sglang", hardware="gb200", task="speed-bench-throughput-1k", block_length=block_length,
                     concurrency=concurrency, hw_price_per_gpu_hour=6.0, hw_gpus=1)
     duration = n * 200 / tokens_per_s_system
     rows = []
     for i in range(n):
         kind = "decode" if mode == "ar" else "verify"
         forwards = {"prefill": 1, kind: forwards_per_request} if forwards_per_request else {}
-        rows.append(sample_row(cell, i, new_tokens=200, forwards=forwards, vendor_nfe=None, e2e_s=(1.0 + 0.05 * i) * e2e_scale,
+        rows.append(sample_row(cell, i, new_tokens=200, forwards=forwards, vendor_nfe=None, e2e_s=e2e(i) * e2e_scale,
                                ttft_s=0.1, correct=None, cell_duration_s=duration,
                                gpu_energy_j=100.0 * n, gpu_energy_region="timed",
                                itl_s=[0.01 * (1 + (i + k) % 4) for k in range(10)]))
@@ -241,44 +268,29 @@ def test_energy_and_cost_formulas():
 
 
 def test_draft_lora_separates_cells_in_the_sweep_summary(folder):
-    from harness.metrics import summarize
-
     rows = spec_cell()
     for r in rows:
         r.update(draft_lora=None, draft_adapter_active=None)
     write_cell(folder, "spec-nolora", rows)
-    summary = summarize(read_results(folder))
-    assert len(summary[summary["mode"] == "linear_spec"]) == 2
+    summary = summary_table(aggregate(read_results(folder), boot=None).cells)
+    assert sorted(summary.loc[summary["model"] == "nemotron-labs-diffusion-8b", "mode"]) == ["linear_spec L=32",
+                                                                                          "linear_spec+lora L=32"]
     assert isinstance(pd.read_parquet(folder), pd.DataFrame)
 
 
-def test_resampling_by_counts_equals_resampling_the_samples():
-    """The bootstrap draws counts per sample; each statistic must equal the same statistic computed
-    on the resample written out sample by sample."""
-    from harness.report.aggregate import _counts, percentile, ratio_of_sums
-
-    rng = np.random.default_rng(3)
-    values, other = rng.lognormal(size=37), rng.uniform(1, 2, size=37)
-    (counts,) = _counts(37, 200, 5)[:1]
-    assert (counts.sum(axis=1) == 37).all()
-    for row in counts[:50]:
-        resample = np.repeat(values, row.astype(int))
-        resample_other = np.repeat(other, row.astype(int))
-        for q in (50, 90, 99):
-            assert percentile(q).resampled(row[None, :], values)[0] == pytest.approx(np.percentile(resample, q))
-        assert mean.resampled(row[None, :], values)[0] == pytest.approx(resample.mean())
-        assert ratio_of_sums.resampled(row[None, :], values, other)[0] == pytest.approx(resample.sum() / resample_other.sum())
+def test_percentiles_from_sorted_resamples_follow_numpys_linear_rule():
+    values = np.random.default_rng(3).lognormal(size=(50, 37))
+    for q in (50, 90, 99):
+        assert percentile(q)(values) == pytest.approx(np.percentile(values, q, axis=-1))
 
 
 def test_pooled_itl_percentiles_resample_whole_requests():
-    from harness.report.aggregate import pooled_percentiles
-
     # Two kinds of request: fast (10 ms gaps) and slow (50 ms gaps); the pooled median depends on the mix.
-    lists = pd.Series([[0.01] * 20] * 10 + [[0.05] * 20] * 10)
+    lists = [np.array([0.01] * 20)] * 10 + [np.array([0.05] * 20)] * 10
     est = pooled_percentiles(lists, [50], Bootstrap(resamples=1000, seed=0))[50]
     assert est.value == pytest.approx(0.03)  # numpy's linear rule between the two halves
     assert (est.low, est.high) == (0.01, 0.05)  # either kind can be the majority of a resample
-    same = pooled_percentiles(pd.Series([[0.01, 0.02]] * 8), [50, 99], BOOT)
+    same = pooled_percentiles([np.array([0.01, 0.02])] * 8, [50, 99], BOOT)
     for q in (50, 99):  # every resample pools the same mix: a zero-width interval at the value
         assert same[q].low == pytest.approx(same[q].value) and same[q].high == pytest.approx(same[q].value)
     assert same[50].value == pytest.approx(0.015)

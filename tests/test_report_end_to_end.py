@@ -49,9 +49,15 @@ def test_the_sweep_writes_the_report_claims_first_then_environment_then_details(
     order = [markdown.index(h) for h in ("## Claims", "## Environment of every run", "## Results per cell",
                                          "## Against the baseline", "## Plots", "## How every number is counted")]
     assert order == sorted(order)
-    # No Nemotron, Qwen3-8B, GB200 or SGLang here: every vendor claim is inconclusive, saying what is missing.
-    assert markdown.count("| inconclusive |") == 4
-    assert "no records with model='nemotron-labs-diffusion-8b' (they have: tiny-dlm)" in markdown
+    # None of the vendor's benchmarks, no Nemotron, Qwen3-8B, GB200 or SGLang here: every vendor claim
+    # is "not measured", saying what is missing; none is confirmed or refuted from these 3 samples.
+    assert markdown.count("| not measured |") == 4
+    assert "| confirmed |" not in markdown and "| refuted |" not in markdown
+    assert "no records with task=['gsm8k', 'math500', 'humaneval', 'mbpp'] (they have: copy)" in markdown
+    # Timings from a CPU and a tiny model are flagged as such, above everything else.
+    assert markdown.index("not evidence about GPU speed") < markdown.index("## Claims")
+    # Every time has its roofline floor beside it (the CPU profile has no bandwidth: '-').
+    assert "| E2E floor | E2E x floor |" in markdown
     for name in EMBEDDED_PLOTS:
         assert (out / f"{name}.png").stat().st_size > 5000 and (out / f"{name}.svg").exists()
         assert f"({name}.png)" in markdown
@@ -68,6 +74,12 @@ def test_the_html_report_is_one_self_contained_file(embedded_results):
     assert len(sources) == len(EMBEDDED_PLOTS) and all(s.startswith("data:image/png;base64,") for s in sources)
     assert not re.search(r'(href|src)="(https?:|file:|//)', page) and "<link" not in page
     assert page.index('id="claims"') < page.index('id="environment-of-every-run"') < page.index('id="results-per-cell"')
+    # A table of contents links every section; wide tables scroll inside their own box.
+    toc = page[page.index('<nav class="toc"'):page.index("</nav>")]
+    for anchor in ("claims", "environment-of-every-run", "results-per-cell", "plots", "how-every-number-is-counted"):
+        assert f'href="#{anchor}"' in toc and f'id="{anchor}"' in page
+    assert ".table-wrap { overflow: auto;" in page and page.count('<div class="table-wrap">') >= 5
+    assert 'class="banner"' in page
 
 
 def test_dlm_bench_report_judges_claims_given_in_a_file(embedded_results, tmp_path):
@@ -76,18 +88,23 @@ def test_dlm_bench_report_judges_claims_given_in_a_file(embedded_results, tmp_pa
     claims.write_text(yaml.safe_dump({"claims": [
         {"id": "lossless", "statement": "greedy linear_spec keeps ar's accuracy", "metric": "accuracy",
          "comparison": "difference", "claimed": 0.0, "tolerance": 1.0, "direction": "within",
-         "subject": {"mode": "linear_spec"}, "baseline": {"mode": "ar"}, "match": ["sweep", "hardware", "task", "context"]},
+         "subject": {"mode": "linear_spec"}, "baseline": {"mode": "ar"}, "tasks": ["copy"], "min_samples": 3},
+        {"id": "lossless-100", "statement": "the same, as a claim needing 100 samples", "metric": "accuracy",
+         "comparison": "difference", "claimed": 0.0, "tolerance": 1.0, "direction": "within",
+         "subject": {"mode": "linear_spec"}, "baseline": {"mode": "ar"}, "tasks": ["copy"], "min_samples": 100},
         {"id": "tpf-5.9x", "statement": "5.9x TPF", "metric": "tpf", "comparison": "ratio", "claimed": 5.9,
          "tolerance": 0.5, "direction": "at_least", "subject": {"mode": "linear_spec"}, "baseline": {"mode": "ar"},
-         "evidence_metrics": ["vendor_tpf_untrimmed"]},
+         "evidence_metrics": ["vendor_tpf_untrimmed"], "tasks": ["copy"], "min_samples": 3},
     ]}))
     out = tmp_path / "report"
     run = subprocess.run([sys.executable, "-m", "harness.report", str(embedded_results), "--claims", str(claims),
                           "--out", str(out), "--resamples", "300"], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert run.returncode == 0, run.stderr[-3000:]
-    # linear_spec is lossless under greedy decoding: identical outputs, a paired difference of exactly 0.
-    assert "lossless: CONFIRMED" in run.stdout
+    # linear_spec is lossless under greedy decoding: identical outputs, a paired difference of exactly 0,
+    # but 3 agreeing pairs cannot bound it to 1 point (Clopper-Pearson envelope +/- 70 points).
+    assert "lossless: INCONCLUSIVE" in run.stdout
+    assert "lossless-100: INSUFFICIENT EVIDENCE" in run.stdout and "the claim needs at least 100" in run.stdout
     # A random tiny model accepts about one draft token per round: nowhere near 5.9 tokens per forward.
     assert "tpf-5.9x: REFUTED" in run.stdout
     assert (out / "report.html").exists() and "identical outputs on 3 of 3" in (out / "report.md").read_text()
@@ -132,8 +149,36 @@ def test_every_plot_is_drawn_when_its_data_is_there(full_report):
     for plot in full_report.plots:
         assert plot.png.stat().st_size > 5000 and plot.svg.read_text().lstrip().startswith("<?xml")
     verdicts = {v.claim.id: v.verdict for v in full_report.verdicts}
-    assert verdicts["tpf-5.9x-vs-qwen3"] == "confirmed"
-    assert verdicts["speed-bench-4x-sglang-gb200"] == "inconclusive"  # 4.5x at one request, 2x at 64
+    assert verdicts["tpf-5.9x-vs-qwen3"] == "not measured"  # gsm8k only, of the four tasks it needs
+    assert verdicts["speed-bench-4x-sglang-gb200"] == "insufficient evidence"  # 16 requests per cell, 64 needed
+
+
+def test_plot_labels_never_overlap_and_every_axis_says_its_unit(full_report):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Annotation
+
+    for spec in PLOTS:
+        fig = spec.draw(full_report.aggregates)
+        assert not isinstance(fig, str), fig
+        FigureCanvasAgg(fig)
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if not ax.axison:
+                continue
+            # y: its own label, or that of the panel whose y axis it shares (and whose ticks it hides)
+            ylabel = ax.get_ylabel() or next((o.get_ylabel() for o in ax.get_shared_y_axes().get_siblings(ax)
+                                              if o.get_ylabel()), "")
+            for label in (ax.get_xlabel(), ylabel):
+                # a numeric axis names its unit in brackets; a categorical one says what its rows are
+                assert label and ("(" in label or label.startswith("cell")), (spec.name, label)
+        if spec.name == "accuracy_vs_tpf":
+            renderer = fig.canvas.get_renderer()
+            labels = [t for ax in fig.axes for t in ax.texts if isinstance(t, Annotation)]
+            # The two ar cells (natural, ctx4k) sit on the same point: 60% at TPF 1.
+            assert len(labels) == 4
+            boxes = [t.get_window_extent(renderer) for t in labels]
+            assert not [(a.get_text(), b.get_text()) for i, (a, x) in enumerate(zip(labels, boxes))
+                        for b, y in zip(labels[i + 1:], boxes[i + 1:]) if x.overlaps(y)]
 
 
 # --- the browser -------------------------------------------------------------------------------
@@ -240,6 +285,6 @@ def test_the_notebook_runs_top_to_bottom_on_the_embedded_results(embedded_result
     assert not [o for o in outputs if o.output_type == "error"]
     text = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert f"records, 6 cells, from {embedded_results}" in text
-    assert "tok/s sys" in text and "inconclusive" in text  # the headline table and the claims
+    assert "tok/s sys" in text and "not measured" in text  # the headline table and the claims
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2

@@ -8,9 +8,8 @@ from hydra import compose, initialize_config_dir
 
 from harness.cli import CONFIG_DIR
 from harness.config import ConfigError, register_configs, to_bench_config
-from harness.costs import with_costs
 from harness.execute import run_cell
-from harness.metrics import with_derived
+from harness.figures import derive
 from runners.timing import step_shapes
 
 register_configs()
@@ -47,7 +46,7 @@ def test_a_timing_cell_records_every_timed_forward_with_its_shape(tmp_path, rand
     assert (df["forward_timing_method"] == "perf_counter").all()
     assert df["new_tokens"].isna().all() and df["correct"].isna().all()
     # no tokens: TPF and accuracy are null; the forward's cost is what the cell measures
-    derived = with_costs(with_derived(df))
+    derived = derive(df)
     assert derived["tpf"].isna().all()
     assert (derived["roofline_ratio"] > 0).all() and derived["roofline_floor_s"].notna().all()
     # a wider batch reads more cache: its memory floor is higher

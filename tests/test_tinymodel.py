@@ -39,7 +39,7 @@ def literal_mask(rows: list[str]) -> torch.Tensor:
     return torch.tensor([[c == "1" for c in row.replace(" ", "")] for row in rows])
 
 
-# The published definition (DESIGN.md section 3, vendor_facts 2.2 sbd_block_diff), written out by
+# The published definition (Efficient-DLM's block-diffusion mask, harness/tinymodel/README.md), written out by
 # hand for n = 6: columns are 6 noisy then 6 clean positions. A noisy token sees the noisy tokens of
 # its own block and the clean tokens of earlier blocks; a clean token sees clean tokens 0..i.
 CLEAN_ROWS = ["000000 100000", "000000 110000", "000000 111000", "000000 111100", "000000 111110", "000000 111111"]

@@ -2,8 +2,9 @@
 
 Writes `<folder>/_report/`: `report.md` (PNG and SVG plots beside it), `report.html` (one
 self-contained file, plots embedded), and the tables as CSV (`cells.csv`, `comparisons.csv`,
-`claims.csv`, `environment.csv`, and the sweep summary `summary.csv`). The claims table comes
-first, then the environment of every run, then the details.
+`claims.csv`, `environment.csv`, `crosscheck.csv`, and the sweep summary `summary.csv`), all views of
+one aggregate (`harness.report.aggregate`). The claims table comes first, then the environment of
+every run, then the details.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ import numpy as np
 import pandas as pd
 
 from harness.config import ConfigError
-from harness.metrics import summarize
-from harness.report.aggregate import DEFINITIONS, TPF_RULES, Aggregates, Bootstrap, Estimate, aggregate
+from harness.records import PAIRING_KEYS
+from harness.report.aggregate import DEFINITIONS, TPF_RULES, Aggregates, Bootstrap, Estimate, aggregate, plain_text
 from harness.report.claims import (DEFAULT_CLAIMS, Claim, Verdict, conditions_text, evaluate_claims, load_claims,
                                    rule_description)
 from harness.report.plots import Plot, draw_all
 from harness.report.render import Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from harness.store import read_results
-from harness.summary import format_summary
+from harness.summary import format_summary, summary_table
+
+# Below this many parameters a model is "tiny": its forwards cost too little for their times to say
+# anything about a production model's.
+TINY_MODEL_PARAMETERS = 100_000_000
 
 REPORT_DIR = "_report"  # underscore: ignored by pandas.read_parquet on the results folder
 
@@ -38,7 +43,7 @@ class Report:
     aggregates: Aggregates
     verdicts: list[Verdict]
     plots: list[Plot]
-    summary: pd.DataFrame  # harness.metrics.summarize of the same records (summary.csv)
+    summary: pd.DataFrame  # harness.summary.summary_table of the same aggregate (summary.csv)
 
 
 def write_report(folder: str | Path, records: pd.DataFrame | None = None) -> Path:
@@ -62,15 +67,19 @@ def build_report(folder: str | Path, out: str | Path | None = None, claims: str 
     plots = draw_all(ag, out)
     environment = environment_table(ag.prepared)
 
-    summary = summarize(records)
+    summary = summary_table(ag.cells)
     summary.to_csv(out / "summary.csv", index=False)
     ag.cells.to_csv(out / "cells.csv", index=False)
     ag.comparisons.to_csv(out / "comparisons.csv", index=False)
+    ag.crosscheck.to_csv(out / "crosscheck.csv", index=False)
     claims_frame(verdicts).to_csv(out / "claims.csv", index=False)
     environment.to_csv(out / "environment.csv", index=False)
 
     title = f"dlm-bench report: {folder.resolve().name}"
     blocks = [Heading(1, title), Paragraph(overview(folder, records, ag))]
+    banner = timing_banner(ag)
+    if banner:
+        blocks.append(Paragraph(banner, banner=True))
     blocks += claims_section(verdicts)
     blocks += [Heading(2, "Environment of every run"),
                Paragraph("One row per distinct environment (software, hardware, host, commit); "
@@ -78,6 +87,7 @@ def build_report(folder: str | Path, out: str | Path | None = None, claims: str 
                Table(environment_display(environment))]
     blocks += cells_section(ag)
     blocks += comparisons_section(ag)
+    blocks += crosscheck_section(ag)
     blocks += plots_section(plots)
     blocks += not_run_section(ag)
     blocks += definitions_section(ag)
@@ -91,6 +101,8 @@ def build_report(folder: str | Path, out: str | Path | None = None, claims: str 
 
 
 def estimate(row: pd.Series, name: str) -> Estimate:
+    if name not in row:
+        return Estimate.missing()
     return Estimate(float(row[name]), float(row[f"{name}_lo"]), float(row[f"{name}_hi"]), 0)
 
 
@@ -106,12 +118,7 @@ def number(value, digits: int = 3) -> str:
     return str(value)
 
 
-def key_text(value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+key_text = plain_text  # a key as a reader writes it: 32, not 32.0; "-" for none
 
 
 IDENTITY = [("model", "model"), ("mode", "mode_label"), ("runner", "runner"), ("hardware", "hardware"),
@@ -119,17 +126,46 @@ IDENTITY = [("model", "model"), ("mode", "mode_label"), ("runner", "runner"), ("
 
 
 def identity(row: pd.Series) -> dict[str, str]:
-    return {title: key_text(row[column]) for title, column in IDENTITY}
+    """The columns that name a cell; `setting` holds any other on which the report's cells differ."""
+    out = {title: key_text(row[column]) for title, column in IDENTITY}
+    if row.get("distinct"):
+        out["setting"] = row["distinct"]
+    return out
 
 
 def overview(folder: Path, records: pd.DataFrame, ag: Aggregates) -> str:
     counts = ag.cells["status"].value_counts().to_dict() if not ag.cells.empty else {}
     status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
     baseline = (f"the ar cells of {ag.baseline_model}" if ag.baseline_model else "each model's own ar cells")
-    return (f"{len(records)} records in {folder}; {len(ag.cells)} cells ({status}). Intervals: 95% percentile "
-            f"bootstrap over samples, {ag.boot.resamples} resamples, seed {ag.boot.seed}. Baseline: {baseline}, "
-            f"same sweep, hardware, runner, task, context and concurrency. Generated "
+    intervals = (f"95% intervals: Wilson for accuracy, a Clopper-Pearson envelope for paired accuracy differences, "
+                 f"percentile bootstrap over samples otherwise ({ag.boot.resamples} resamples, seed {ag.boot.seed})"
+                 if ag.boot else "no intervals")
+    return (f"{len(records)} records in {folder}; {len(ag.cells)} cells ({status}). {intervals}. Baseline: "
+            f"{baseline}, agreeing with the cell on {', '.join(PAIRING_KEYS)}. Generated "
             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.")
+
+
+def timing_banner(ag: Aggregates) -> str:
+    """A warning when the times come from a CPU or from a tiny model: they say nothing about a GPU."""
+    rows = ag.prepared[(ag.prepared["status"] == "ok") & ag.prepared["e2e_s"].notna()]
+    if rows.empty:
+        rows = ag.prepared[(ag.prepared["status"] == "ok") & ag.prepared["forward_time_s"].notna()]
+    if rows.empty:
+        return ""
+    on_cpu = rows[(rows["hardware"] == "cpu") | rows["hardware_detected"].astype(str).str.lower().isin(["cpu"])]
+    params = pd.to_numeric(rows["model_parameters"], errors="coerce")
+    tiny = rows[params < TINY_MODEL_PARAMETERS]
+    reasons = []
+    if len(on_cpu):
+        reasons.append(f"{on_cpu['cell_id'].nunique()} cell(s) ran on a CPU")
+    if len(tiny):
+        sizes = ", ".join(f"{m} ({int(p):,} parameters)" for m, p in
+                          sorted(set(zip(tiny["model"], pd.to_numeric(tiny["model_parameters"])))))
+        reasons.append(f"{tiny['cell_id'].nunique()} cell(s) ran a tiny model: {sizes}")
+    if not reasons:
+        return ""
+    return ("Timings here are not evidence about GPU speed: " + "; ".join(reasons) + ". Their latencies, "
+            "throughputs, costs and roofline ratios describe this run only; TPF and accuracy are unaffected.")
 
 
 # --- claims ------------------------------------------------------------------------------------
@@ -139,16 +175,20 @@ def claims_frame(verdicts: list[Verdict]) -> pd.DataFrame:
     return pd.DataFrame([{
         "claim": v.claim.id, "statement": v.claim.statement, "verdict": v.verdict, "measured [95% CI]": v.measured_text(),
         "claimed": v.claim.target_text(), "metric": f"{v.claim.metric} ({v.claim.comparison})",
-        "rules reproducing the claimed figure": ", ".join(v.reproducing_rules) or "none",
+        "tasks needed": ", ".join(v.claim.tasks), "tasks measured": ", ".join(v.tasks_present) or "none",
+        "min samples": v.claim.min_samples,
+        "rules reproducing the claimed figure": v.reproducing_text(),
         "why": v.reason,
     } for v in verdicts])
 
 
 def claims_section(verdicts: list[Verdict]) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Claims"), Paragraph(
-        "Each vendor claim, judged from these records: confirmed or refuted when the 95% interval lies on one side "
-        "of the claimed value less its tolerance (or inside / outside its band), inconclusive when a condition the "
-        "claim needs is missing from the records or the interval straddles the bound."),
+        "Each vendor claim, judged from these records on the tasks it names: confirmed or refuted when every "
+        "measurement's 95% interval lies on one side of the claimed value less its tolerance (or inside / outside "
+        "its band); inconclusive when an interval straddles the bound or measurements disagree; insufficient "
+        "evidence when a measurement has fewer paired samples than the claim needs or a degenerate interval; not "
+        "measured when a condition or a task the claim needs is missing from the records."),
         Table(claims_frame(verdicts).drop(columns=["statement"]))]
     for v in verdicts:
         c = v.claim
@@ -156,14 +196,18 @@ def claims_section(verdicts: list[Verdict]) -> list[Block]:
         items = [f"metric: {c.metric} ({rule_description(c.metric)}), {c.comparison} of subject to baseline; "
                  f"claimed {c.target_text()}",
                  f"subject: {conditions_text(c.subject)}", f"baseline: {conditions_text(c.baseline)}",
-                 f"both sides: {conditions_text(c.require)}; compared cell by cell on the same {', '.join(c.match)}"]
+                 f"both sides: {conditions_text(c.require)}; tasks: {', '.join(c.tasks)} (present: "
+                 f"{', '.join(v.tasks_present) or 'none'}; missing: {', '.join(v.tasks_missing) or 'none'}); at least "
+                 f"{c.min_samples} paired samples per measurement; compared cell by cell with the baseline cell that "
+                 f"agrees on every pairing column"]
         if c.source:
             items.append(f"source: {c.source}")
         blocks += [Bullets(tuple(items)), Paragraph(f"Verdict: {v.verdict}: {v.reason}.")]
         if v.measurements:
             blocks.append(Table(pd.DataFrame([{
                 "where": m.where, "subject": m.subject, "baseline": m.baseline,
-                "measured [95% CI]": m.estimate.text(), "n": m.estimate.n, "verdict": m.verdict, "why": m.reason,
+                "measured [95% CI]": m.estimate.text(), "n": m.estimate.n, "interval": m.estimate.method,
+                "verdict": m.verdict, "why": m.reason,
             } for m in v.measurements])))
         if c.evidence_metrics:
             rows = []
@@ -173,12 +217,10 @@ def claims_section(verdicts: list[Verdict]) -> list[Block]:
                     rows.append({"where": m.where, "counting rule": rule, "meaning": rule_description(rule),
                                  "subject's own figure": own.text() if own else "-",
                                  "vs baseline [95% CI]": est.text(),
-                                 "reproduces the claimed figure": "yes" if np.isfinite(est.value) and abs(
-                                     est.value - c.claimed) <= c.tolerance else "no"})
+                                 "reproduces the claimed figure": "yes" if c.reproduces(est.value) else "no"})
             if rows:
-                blocks += [Paragraph(f"Counting rules (a rule reproduces the claimed {c.claimed:g} when its value is "
-                                     f"within {c.tolerance:g} of it): "
-                                     f"{', '.join(v.reproducing_rules) or 'none'} reproduce it here."),
+                blocks += [Paragraph(f"Counting rules (a rule reproduces the claimed {c.claimed:g} in a measurement when "
+                                     f"its value there is within {c.tolerance:g} of it): {v.reproducing_text()}."),
                            Table(pd.DataFrame(rows))]
         notes = [f"{m.where}: {n}" for m in v.measurements for n in m.notes]
         if notes:
@@ -290,16 +332,26 @@ def cells_section(ag: Aggregates) -> list[Block]:
     } for _, r in cells.iterrows()])))
 
     blocks += [Heading(3, "Throughput and latency"), Paragraph(
-        "tok/s req: median per-request output rate; tok/s sys: system output throughput; ms/fwd: median time of a "
-        "forward after the prefill; latency percentiles in ms over samples (per-sample medians over repetitions).")]
+        "tok/s req: median per-request output rate; tok/s sys: system output throughput (a batched row holds 1/B of "
+        "the GPUs); ms/fwd: median time of a forward after the prefill; latency percentiles in ms over samples "
+        "(per-sample medians over repetitions). Beside every time, its roofline floor in ms (the least time the "
+        "hardware profile allows for the same forwards: bytes to move / bandwidth, or FLOPs / peak rate) and "
+        "x floor, the median over samples of time / floor; '-' where the rows lack the model's shape, the "
+        "profile's figures or per-forward shapes (engines).")]
     latency_rows = []
     show_itl = any_finite(cells, ["itl_p50"])
     for _, r in cells.iterrows():
         row = {**identity(r), "tok/s req": ci(r, "tok_s_request"), "tok/s sys": ci(r, "tok_s_system"),
-               "ms/fwd": ci(r, "ms_per_forward")}
-        for short in ("ttft", "tpot", "e2e") + (("itl",) if show_itl else ()):
+               "ms/fwd": ci(r, "ms_per_forward"), "ms/fwd floor": ci(r, "ms_per_forward_floor"),
+               "ms/fwd x floor": ci(r, "ms_per_forward_x_floor")}
+        for short in ("ttft", "tpot", "e2e"):
             for q in (50, 90, 99):
                 row[f"{short.upper()} p{q}"] = ci(r, f"{short}_p{q}")
+            row[f"{short.upper()} floor"] = ci(r, f"{short}_floor")
+            row[f"{short.upper()} x floor"] = ci(r, f"{short}_x_floor")
+        if show_itl:
+            for q in (50, 90, 99):
+                row[f"ITL p{q}"] = ci(r, f"itl_p{q}")
         latency_rows.append(row)
     blocks.append(Table(pd.DataFrame(latency_rows)))
 
@@ -307,6 +359,7 @@ def cells_section(ag: Aggregates) -> list[Block]:
     if any_finite(cells, ["joules_per_token", "usd_per_mtok"]):
         blocks.append(Table(pd.DataFrame([{
             **identity(r), "J/tok": ci(r, "joules_per_token"), "$/1M tok": ci(r, "usd_per_mtok"),
+            "roofline ratio": ci(r, "roofline_ratio"),
         } for _, r in cells.iterrows()])))
     else:
         blocks.append(Paragraph("No row carries an energy reading (gpu_energy_j, from NVML on GPUs) or a price per "
@@ -318,20 +371,39 @@ def comparisons_section(ag: Aggregates) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Against the baseline")]
     comp = ag.comparisons
     if comp.empty:
-        return blocks + [Paragraph("No cell has a baseline cell (mode ar) on the same sweep, hardware, runner, "
-                                   "task, context and concurrency.")]
+        return blocks + [Paragraph("No cell has a baseline cell (mode ar) agreeing with it on every pairing "
+                                   f"column ({', '.join(PAIRING_KEYS)}).")]
     blocks.append(Paragraph(
         "TPF ratio: TPF of the cell / of the baseline; speedup: ratio of median per-request tok/s; E2E speedup: "
         "median E2E of the baseline / of the cell; sys ratio: system tok/s ratio; dacc: paired accuracy difference "
-        "(points) on the samples both scored; then the discordant pairs and the samples with identical outputs."))
+        "(points) on the samples both scored (Clopper-Pearson envelope) with McNemar's exact p-value; then the "
+        "discordant pairs and the samples with identical outputs."))
     comp = comp.sort_values(["model", "mode", "block_length", "runner", "hardware", "task", "context", "concurrency"])
     blocks.append(Table(pd.DataFrame([{
         **identity(r), "baseline": r["baseline"], "TPF ratio": ci(r, "tpf_ratio"), "speedup": ci(r, "speedup"),
         "E2E speedup": ci(r, "e2e_speedup"), "sys ratio": ci(r, "sys_ratio"), "dacc (pts)": ci(r, "dacc"),
+        "McNemar p": number(r["dacc_p_value"]),
         "pairs": r["pairs"], "only cell right": r["only_cell_right"], "only baseline right": r["only_baseline_right"],
         "identical outputs": f"{r['identical_outputs']}/{r['shared_samples']}",
     } for _, r in comp.iterrows()])))
     return blocks
+
+
+def crosscheck_section(ag: Aggregates) -> list[Block]:
+    table = ag.crosscheck
+    if table.empty:
+        return []
+    blocks: list[Block] = [Heading(2, "Engines against the reference decoders"), Paragraph(
+        "Each engine cell against the reference cell of the same sweep, model, mode, block length, threshold, "
+        "temperature, task, context and generation limit (harness/crosscheck.py): the engine's tokens per forward "
+        "(from its counters) against the reference's sum(new tokens) / sum(forwards after the prefill), and the "
+        "acceptance lengths; computed from the records each time the report is built.")]
+    shown = table.assign(**{c: table[c].map(number) for c in ("engine_tpf", "reference_tpf", "tpf_rel_diff",
+                                                              "engine_accept_length", "reference_accept_length",
+                                                              "accept_rel_diff")})
+    return blocks + [Table(shown[["runner", "model", "mode", "block_length", "task", "context", "concurrency",
+                                  "engine_tpf", "reference_tpf", "tpf_rel_diff", "engine_accept_length",
+                                  "reference_accept_length", "accept_rel_diff", "flag"]].map(key_text))]
 
 
 def plots_section(plots: list[Plot]) -> list[Block]:

@@ -2,7 +2,7 @@
 
     python -m harness.tinymodel.train --out harness/tinymodel/checkpoint [--steps N --seed S ...]
 
-Recipe (the Efficient-DLM / Nemotron-Labs-Diffusion joint objective, DESIGN.md section 3, restated
+Recipe (the Efficient-DLM / Nemotron-Labs-Diffusion joint objective of arXiv 2512.14067, restated
 for a ~1M-parameter Qwen3 and a character-level tokenizer):
 
 - One forward over ``[x_t ; x_0]`` with the block-diffusion training mask of
