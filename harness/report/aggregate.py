@@ -193,6 +193,7 @@ def describe_cells(prepared: pd.DataFrame) -> pd.DataFrame:
 
 # Description columns every view shows anyway (or that follow from those it shows).
 SHOWN_ELSEWHERE = {"model", "mode", "block_length", "threshold", "steps", "draft_lora", "runner", "concurrency", "task",
+                   "task_protocol",
                    "context", "context_tokens", "sweep", "model_parameters", "model_weight_bytes", "model_family",
                    "draft_adapter_active", "hardware", "hardware_detected", "model_source"}
 
@@ -421,7 +422,7 @@ def compare_with_baseline(cells: pd.DataFrame, samples_of: dict[str, pd.DataFram
         a, b = samples_of[cell["cell_id"]], samples_of[base["cell_id"]]
         row = {"cell_id": cell["cell_id"], "baseline_cell_id": base["cell_id"],
                **{k: cell[k] for k in ("model", "mode", "mode_label", "block_length", "threshold", "runner",
-                                       "hardware", "task", "context", "concurrency", "distinct")},
+                                       "hardware", "task", "task_protocol", "context", "concurrency", "distinct")},
                "baseline": f"{base['model']} {base['mode_label']}"}
         compared = compare(a, b, boot, ("tpf_ratio", "speedup", "e2e_speedup", "sys_ratio", "dacc"))
         row.update(compared.pop("pairs"))
