@@ -16,7 +16,9 @@ import pyarrow as pa
 
 from harness.contracts import FORWARD_KINDS
 
-SCHEMA_VERSION = "1.0"
+# 2.0: engine_steps and crosscheck_flag removed; protocol, sandbox, draft-LoRA, acceptance-rule,
+# engine-build and split-ITL columns added (issues 12 to 16).
+SCHEMA_VERSION = "2.0"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import time
 import pandas as pd
 import pytest
 
+from harness.records import SCHEMA_VERSION
 from harness.store import ResultStore
 from harness.validate import main as validate_main
 from harness.validate import validate
@@ -133,7 +134,7 @@ def test_slurm_sweeps_are_one_hardware_profile_each(tmp_path):
 
 def test_validate_reports_duplicates_and_two_files_for_one_cell(tmp_path):
     store = ResultStore(tmp_path, "v")
-    row = {"schema_version": "1.0", "cell_key": "abc", "status": "ok", "sample_id": "x", "repetition": 0}
+    row = {"schema_version": SCHEMA_VERSION, "cell_key": "abc", "status": "ok", "sample_id": "x", "repetition": 0}
     store.write_cell("abc", "one", [row, row])
     v = validate(tmp_path / "v")
     assert not v.ok and v.problems == ["duplicate record: cell abc sample x repetition 0"]
