@@ -38,6 +38,9 @@ class DecodeState:
 
 
 class ModelAdapter:
+    # ragged batches: compact the cache once it holds more than this many times the longest row (`keep_rows`)
+    compact_ratio = 2.0
+
     def __init__(self, model: torch.nn.Module, counter: ForwardCounter):
         self.model = model
         self.counter = counter
@@ -185,6 +188,32 @@ class ModelAdapter:
         state.valid[:, -longest:] &= torch.arange(longest, device=self.device)[None, :] < kept[:, None]
         state.next_position = state.next_position + kept - longest
         state.padded = True
+        # Hidden positions still cost memory and attention reads: once the cache is more than
+        # `compact_ratio` times the longest row, drop them (amortised: each compaction at least
+        # halves the cache, and the cache then grows by at most L per step).
+        if state.prefix_length > self.compact_ratio * int(state.valid.sum(-1).max()):
+            self.compact(state)
+
+    def compact(self, state: DecodeState) -> None:
+        """Drop the cached positions that no row sees: each row keeps its visible positions, in
+        order, right-aligned (rows shorter than the longest are left-padded again). Positions ids
+        are logical (`next_position`), so nothing a row computes changes, only the cache's layout."""
+        layers = getattr(state.cache, "layers", None)
+        if layers is None or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
+            return  # sliding-window layers keep their own window of physical positions
+        visible = state.valid.sum(-1)  # [B]
+        longest = int(visible.max())
+        # a stable sort puts each row's hidden positions first and its visible ones last, in order
+        index = torch.argsort(state.valid.to(torch.int8), dim=-1, stable=True)[:, -longest:]  # [B, longest]
+        for layer in layers:
+            if not layer.is_initialized:
+                continue
+            B, H, _, D = layer.keys.shape
+            gather = index[:, None, :, None].expand(B, H, longest, D)
+            layer.keys = layer.keys.gather(2, gather)
+            layer.values = layer.values.gather(2, gather)
+        state.valid = state.valid.gather(-1, index)
+        state.padded = not bool(state.valid.all())
 
     def select_rows(self, state: DecodeState, rows: list[int]) -> None:
         """Keep only batch rows `rows` (in that order): finished rows leave the batch, so later

@@ -19,6 +19,7 @@ from harness.cli import CONFIG_DIR
 from harness.config import register_configs, to_bench_config
 from harness.execute import run_cell
 from reference_decoders import generate, generate_batch
+from reference_decoders.adapter import ModelAdapter
 from reference_decoders.loading import load_checkpoint
 from reference_decoders.tiny import tiny_model
 from tests.conftest import VENDOR_LORA
@@ -42,7 +43,7 @@ CASES = {
 def shipped():
     loaded = load_checkpoint(SHIPPED, dtype="float32")
     prompts = [loaded.tokenizer(t, add_special_tokens=False).input_ids for t in TEXTS]
-    return loaded.model, prompts
+    return loaded.model, prompts, loaded.tokenizer
 
 
 def alone(model, prompts, mode, **params):
@@ -63,7 +64,7 @@ def assert_rows_equal_batch_1(batched, singles, batch_size):
 @pytest.mark.parametrize("block_length", [4, 8])
 @pytest.mark.parametrize("case", list(CASES))
 def test_batched_rows_equal_batch_1_on_the_shipped_model(shipped, case, block_length):
-    model, prompts = shipped
+    model, prompts, _ = shipped
     mode, params = CASES[case]
     params = dict(params, max_new_tokens=24, block_length=block_length, eos_token_id=1)
     singles = alone(model, prompts, mode, **params)
@@ -99,7 +100,7 @@ def test_batched_rows_equal_batch_1_on_a_random_model(family, case):
 
 
 def test_a_row_done_at_its_first_token_leaves_before_any_step(shipped):
-    model, prompts = shipped
+    model, prompts, _ = shipped
     first = generate(model, torch.tensor([prompts[0]]), "ar", max_new_tokens=1).tokens[0]
     for mode in ("linear_spec", "quadratic_spec"):
         params = dict(max_new_tokens=24, block_length=8, eos_token_ids=(1, first))
@@ -138,7 +139,7 @@ def rounds_of(result) -> list[int]:
 
 @pytest.mark.parametrize("case", ["linear-t0", "linear-t0.9"])
 def test_linear_spec_batch_counts_follow_from_the_rows(shipped, case):
-    model, prompts = shipped
+    model, prompts, _ = shipped
     params = dict(CASES[case][1], max_new_tokens=24, block_length=8, eos_token_id=1)
     L, B, n = 8, len(prompts), max(len(p) for p in prompts)
     per_row = [rounds_of(a) for a in alone(model, prompts, "linear_spec", **params)]
@@ -158,7 +159,7 @@ def test_linear_spec_batch_counts_follow_from_the_rows(shipped, case):
 
 
 def test_quadratic_spec_batch_counts_follow_from_the_rows(shipped):
-    model, prompts = shipped
+    model, prompts, _ = shipped
     L = 4
     params = dict(max_new_tokens=24, block_length=L, eos_token_id=1)
     B, n = len(prompts), max(len(p) for p in prompts)
@@ -177,7 +178,7 @@ def test_the_cache_keeps_the_longest_acceptance_and_hides_the_rest(shipped):
     """Each forward reads rows x cached positions. The shared cache grows per step by the longest
     acceptance among the rows of that step (a row alone grows by its own, read off its batch-1
     cache lengths), so a row that accepted less reads masked positions until it leaves."""
-    model, prompts = shipped
+    model, prompts, _ = shipped
     L = 4
     params = dict(max_new_tokens=24, block_length=L, eos_token_id=1)
     singles = alone(model, prompts, "quadratic_spec", **params)
@@ -196,6 +197,26 @@ def test_the_cache_keeps_the_longest_acceptance_and_hides_the_rest(shipped):
             assert grown == max(known)
         ragged |= min(known) < grown
     assert ragged
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_compacting_the_cache_changes_no_token(shipped, case, monkeypatch):
+    """Compaction whenever a position is hidden (ratio 1): the longest row (a filler prefix before
+    a question answered one token per step) gets hidden positions from the rows that accept more,
+    so compaction shrinks the cache; every row still decodes what it decodes alone."""
+    model, prompts, tokenizer = shipped
+    prompts = [*prompts, tokenizer("lorem ipsum dolor sit\nadd 999+1=", add_special_tokens=False).input_ids]
+    mode, params = CASES[case]
+    params = dict(params, max_new_tokens=24, block_length=4, eos_token_id=1)
+    singles = alone(model, prompts, mode, **params)
+    default = generate_batch(model, prompts, mode, **params)
+    monkeypatch.setattr(ModelAdapter, "compact_ratio", 1.0)
+    compacted = generate_batch(model, prompts, mode, **params)
+    assert_rows_equal_batch_1(compacted, singles, len(prompts))
+    # the same forwards, reading less cache
+    assert compacted[0].forwards == default[0].forwards
+    assert compacted[0].forward_log.query_tokens == default[0].forward_log.query_tokens
+    assert sum(compacted[0].forward_log.cache_tokens) < sum(default[0].forward_log.cache_tokens)
 
 
 # -- temperature: every row follows ar's exact distribution -------------------------------------
