@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from reference_decoders import masks
 from reference_decoders.counting import ForwardCounter
@@ -196,10 +197,10 @@ class ModelAdapter:
 
     def compact(self, state: DecodeState) -> None:
         """Drop the cached positions that no row sees: each row keeps its visible positions, in
-        order, right-aligned (rows shorter than the longest are left-padded again). Positions ids
+        order, right-aligned (rows shorter than the longest are left-padded again). Position ids
         are logical (`next_position`), so nothing a row computes changes, only the cache's layout."""
         layers = getattr(state.cache, "layers", None)
-        if layers is None or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
+        if layers is None or any(type(layer) is not DynamicLayer for layer in layers):
             return  # sliding-window layers keep their own window of physical positions
         visible = state.valid.sum(-1)  # [B]
         longest = int(visible.max())

@@ -1,17 +1,20 @@
 """Batched decoding speed on the shipped tiny model: a benchmark that prints figures (not a test).
 
-    python -m reference_decoders.batch_benchmark [--prompts 16 --batch-sizes 1 4 8 --repeats 3]
+    python -m reference_decoders.batch_benchmark [--prompts 16 --batch-sizes 1 4 8 --repeats 3 --threads 1]
 
 The prompts are the first examples of each synthetic task (copy, reverse, sort, add; seed 0),
 rendered as the harness renders them, so prompt lengths, acceptance and stopping points differ
 from row to row. Each mode decodes all of them in consecutive batches of B, as the reference
 runner groups samples (runners/reference.py), greedy, until EOS or --max-new-tokens.
 
-Per mode and batch size it prints: wall = median over --repeats runs (after one warm-up) of the
-host time to decode every prompt, batches one after another (perf_counter, CPU); tokens/s = new
-tokens of all prompts / wall; forwards = model forwards of all batches (each forward of a batch
-counted once, by the counting hook); query tokens = their rows x query length; speedup = batch-1
-wall / wall; and whether every row's tokens equal its batch-1 tokens.
+Per mode and batch size it prints: wall = host time to decode every prompt, batches one after
+another (perf_counter); cpu = this process's CPU time over the same decode (process_time: on a
+shared machine it leaves out the time the process waits for a core, which wall time includes);
+both are medians over --repeats runs, the batch sizes interleaved, after one warm-up of each.
+tok/s w and tok/s c = new tokens of all prompts / wall and / cpu; speedup = batch-1 cpu / cpu;
+forwards = model forwards of all batches (each forward of a batch counted once, by the counting
+hook); query tok = their rows x query length; = batch 1: every row's tokens equal its batch-1
+tokens.
 """
 
 from __future__ import annotations
@@ -73,7 +76,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    # one thread: on a shared CPU, threads waiting for each other time the machine's load, not the decoder
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     if 1 not in args.batch_sizes:
         parser.error("--batch-sizes must include 1: every batch is checked against batch 1")
 
@@ -86,36 +92,38 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"model: {args.checkpoint} ({n_params / 1e6:.2f}M params, float32), {len(prompts)} prompts of "
           f"{min(map(len, prompts))}-{max(map(len, prompts))} tokens, block length {block}, greedy, up to "
           f"{args.max_new_tokens} new tokens; CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
-          f"wall = median of {args.repeats} runs after a warm-up")
-    print(f"{'mode':17s} {'batch':>5s} {'wall ms':>8s} {'tokens':>6s} {'tokens/s':>9s} {'speedup':>8s} "
-          f"{'forwards':>8s} {'query tok':>9s} {'= batch 1':>9s}")
+          f"medians of {args.repeats} runs per batch size, interleaved, after a warm-up")
+    print(f"{'mode':17s} {'batch':>5s} {'wall ms':>8s} {'cpu ms':>8s} {'tokens':>6s} {'tok/s w':>7s} {'tok/s c':>7s} "
+          f"{'speedup':>8s} {'forwards':>8s} {'query tok':>9s} {'= batch 1':>9s}")
     record: dict = {}
     for label in args.modes:
         mode, extra = MODES[label]
         params = {**common, **extra}
         if mode == "ar":
             params.pop("block_length")
-        reference = None
+        sizes = sorted(args.batch_sizes)
+        results = {b: decode_all(model, prompts, mode, b, params) for b in sizes}  # warm-up, and the tokens compared
+        walls, cpus = {b: [] for b in sizes}, {b: [] for b in sizes}
+        for _ in range(args.repeats):
+            for b in sizes:  # interleaved, so that drift in the machine's load hits every batch size alike
+                wall, cpu = time.perf_counter(), time.process_time()
+                decode_all(model, prompts, mode, b, params)
+                walls[b].append(time.perf_counter() - wall)
+                cpus[b].append(time.process_time() - cpu)
+        reference = [r.tokens for r in results[1]]
         record[label] = {}
-        for batch_size in sorted(args.batch_sizes):
-            results = decode_all(model, prompts, mode, batch_size, params)  # warm-up, and the tokens compared
-            walls = []
-            for _ in range(args.repeats):
-                started = time.perf_counter()
-                decode_all(model, prompts, mode, batch_size, params)
-                walls.append(time.perf_counter() - started)
-            wall = statistics.median(walls)
-            tokens = [r.tokens for r in results]
-            if batch_size == 1:
-                reference = (tokens, wall)
+        for b in sizes:
+            wall, cpu = statistics.median(walls[b]), statistics.median(cpus[b])
+            tokens = [r.tokens for r in results[b]]
             new_tokens = sum(map(len, tokens))
-            forwards, query = batch_totals(results, batch_size)
-            same = tokens == reference[0]
-            record[label][batch_size] = {"wall_s": wall, "new_tokens": new_tokens, "tokens_per_s": new_tokens / wall,
-                                         "speedup": reference[1] / wall, "forwards": forwards, "query_tokens": query,
-                                         "tokens_equal_batch_1": same}
-            print(f"{label:17s} {batch_size:5d} {wall * 1e3:8.1f} {new_tokens:6d} {new_tokens / wall:9.0f} "
-                  f"{reference[1] / wall:7.2f}x {forwards:8d} {query:9d} {'yes' if same else 'NO':>9s}")
+            forwards, query = batch_totals(results[b], b)
+            same = tokens == reference
+            speedup = statistics.median(cpus[1]) / cpu
+            record[label][b] = {"wall_s": wall, "cpu_s": cpu, "new_tokens": new_tokens, "tokens_per_wall_s": new_tokens / wall,
+                                "tokens_per_cpu_s": new_tokens / cpu, "cpu_speedup": speedup, "forwards": forwards,
+                                "query_tokens": query, "tokens_equal_batch_1": same}
+            print(f"{label:17s} {b:5d} {wall * 1e3:8.1f} {cpu * 1e3:8.1f} {new_tokens:6d} {new_tokens / wall:7.0f} "
+                  f"{new_tokens / cpu:7.0f} {speedup:7.2f}x {forwards:8d} {query:9d} {'yes' if same else 'NO':>9s}")
     print(json.dumps(record))
     return record
 
