@@ -10,8 +10,9 @@ from __future__ import annotations
 
 # Decoding modes (reference_decoders/<mode>.py); one set of weights runs all but ar's baseline.
 MODES = ("ar", "diffusion", "linear_spec", "quadratic_spec")
-# Modes that decode several prompts in one forward (mode.batch_size > 1).
-BATCHED_MODES = ("ar", "diffusion")
+# Modes that decode several prompts in one forward (mode.batch_size > 1): all of them; the
+# speculative modes accept a different number of drafts per row (reference_decoders/README.md).
+BATCHED_MODES = MODES
 # Modes that draft and verify; their drafts are accepted by one of `ACCEPTANCE_RULES` at T > 0
 # (reference_decoders/sampling.py): speculative sampling, or the vendor's sample-match rule.
 SPECULATIVE_MODES = ("linear_spec", "quadratic_spec")

@@ -45,9 +45,10 @@ def generate(model, prompt_ids: torch.Tensor, mode: str, *, time_forwards: bool 
 
 
 def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards: bool = True, **params) -> list[GenerateResult]:
-    """Decode several prompts together (left-padded); ``ar`` and ``diffusion`` only.
+    """Decode several prompts together (left-padded), in any mode.
 
-    Forward counts are those of the whole batch: each result carries the same ``forwards``.
+    Forward counts are those of the whole batch: each result carries the same ``forwards``;
+    acceptance lengths are each row's own.
     ``time_forwards`` times every forward through the counting hook (CUDA events on a GPU, host
     time on the CPU; `reference_decoders.counting`).
     """
@@ -73,7 +74,7 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
     streams = [TokenStream(decode_params.max_new_tokens, decode_params.eos_token_ids, started) for _ in prompts]
     try:
         with torch.inference_mode():
-            accept_lengths = DECODERS[mode](adapter, prompt_ids, prompt_valid, streams, decode_params, sampler)
+            accept_lengths = DECODERS[mode](adapter, prompt_ids, prompt_valid, streams, decode_params, sampler)  # per row
     finally:
         counter.close()
 
@@ -85,7 +86,7 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
             tokens=stream.tokens,
             forwards=forwards,
             query_tokens=query_tokens,
-            accept_lengths=accept_lengths,
+            accept_lengths=row_accept_lengths,
             forward_log=counter.log,
             emit_seconds=stream.emit_seconds,
             emit_counts=stream.emit_counts,
@@ -99,7 +100,7 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
             params=decode_params.as_dict(),
             timing_method="perf_counter+cuda_sync" if device.type == "cuda" else "perf_counter",
         )
-        for stream in streams
+        for stream, row_accept_lengths in zip(streams, accept_lengths)
     ]
 
 

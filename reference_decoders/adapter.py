@@ -6,7 +6,8 @@ Three operations, all over a stock transformers causal LM and a `DynamicCache`:
 - `block_pass`: the block's queries see the cached prefix and (by default) every position of the
   block; the cache is cropped back to the prefix afterwards, so nothing is written.
 - `forward` + `keep`: the general form (used by the speculative modes): run any query mask, then
-  keep the first ``n`` query tokens in the cache and drop the rest.
+  keep the first ``n`` query tokens in the cache and drop the rest; `keep_rows` keeps a different
+  number per row (ragged acceptance), and `select_rows` lets finished rows leave the batch.
 
 Left-padded batches are handled here, once, with explicit position ids and a 4-D boolean mask;
 the decoders never see padding.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from reference_decoders import masks
 from reference_decoders.counting import ForwardCounter
@@ -37,6 +39,9 @@ class DecodeState:
 
 
 class ModelAdapter:
+    # ragged batches: compact the cache once it holds more than this many times the longest row (`keep_rows`)
+    compact_ratio = 2.0
+
     def __init__(self, model: torch.nn.Module, counter: ForwardCounter):
         self.model = model
         self.counter = counter
@@ -135,6 +140,91 @@ class ModelAdapter:
             B = state.valid.shape[0]
             state.valid = torch.cat([state.valid, torch.ones(B, n, dtype=torch.bool, device=self.device)], dim=1)
             state.next_position = state.next_position + n
+
+    # -- ragged batches (the speculative modes) ---------------------------------------------------
+
+    def prefill_block(
+        self, prompt_ids: torch.Tensor, prompt_valid: torch.Tensor | None, block_ids: torch.Tensor, kind: str, logits_to_keep: int
+    ) -> tuple[DecodeState, torch.Tensor]:
+        """One forward over [prompt ; block], prompt causal, the block's queries seeing the prompt and
+        the whole block; only the prompt's KV is kept.
+
+        prompt_ids [B, n] (left-padded), block_ids [B, L] -> (state, logits [B, logits_to_keep, V]).
+        """
+        B, n = prompt_ids.shape
+        L = block_ids.shape[1]
+        ids = torch.cat([prompt_ids, block_ids], 1)  # [B, n + L]
+        query_mask = masks.causal(n + L, self.device)
+        query_mask[n:, n:] = True
+        state = self.new_state(B)
+        if prompt_valid is None or bool(prompt_valid.all()):
+            logits = self.forward(state, ids, kind, query_mask, logits_to_keep=logits_to_keep)
+            self.keep(state, n)
+            return state, logits
+        # Left padding: as in `prefill`, pad queries see themselves only, and positions count real tokens.
+        keys_valid = torch.cat([prompt_valid, torch.ones(B, L, dtype=torch.bool, device=self.device)], 1)  # [B, n + L]
+        eye = torch.eye(n + L, dtype=torch.bool, device=self.device)
+        query_mask = query_mask & (keys_valid[:, None, :] | eye)  # [B, n + L, n + L]
+        positions = (keys_valid.long().cumsum(-1) - 1).clamp(min=0)  # [B, n + L]
+        logits = self._run(state, ids, kind, query_mask, positions, logits_to_keep=logits_to_keep)
+        self.keep(state, n)
+        state.valid = prompt_valid.clone()
+        state.next_position = prompt_valid.long().sum(-1)
+        state.padded = True
+        return state, logits
+
+    def keep_rows(self, state: DecodeState, counts: list[int]) -> None:
+        """After `forward`: row r keeps the first counts[r] query tokens of the last forward.
+
+        The cache is shared by the rows, so it keeps max(counts) positions for every row; a row's
+        positions beyond its own count are marked invalid, which hides them from every later query
+        (`masks.with_prefix`), and its position ids continue from its own count. Tokens stay
+        those of batch 1 because a hidden key adds exactly nothing to attention.
+        """
+        longest = max(counts)
+        self.keep(state, longest)
+        if longest == 0 or min(counts) == longest:
+            return
+        kept = torch.tensor(counts, device=self.device)  # [B]
+        state.valid[:, -longest:] &= torch.arange(longest, device=self.device)[None, :] < kept[:, None]
+        state.next_position = state.next_position + kept - longest
+        state.padded = True
+        # Hidden positions still cost memory and attention reads: once the cache is more than
+        # `compact_ratio` times the longest row, drop them (amortised: each compaction at least
+        # halves the cache, and the cache then grows by at most L per step).
+        if state.prefix_length > self.compact_ratio * int(state.valid.sum(-1).max()):
+            self.compact(state)
+
+    def compact(self, state: DecodeState) -> None:
+        """Drop the cached positions that no row sees: each row keeps its visible positions, in
+        order, right-aligned (rows shorter than the longest are left-padded again). Position ids
+        are logical (`next_position`), so nothing a row computes changes, only the cache's layout."""
+        layers = getattr(state.cache, "layers", None)
+        if layers is None or any(type(layer) is not DynamicLayer for layer in layers):
+            return  # sliding-window layers keep their own window of physical positions
+        visible = state.valid.sum(-1)  # [B]
+        longest = int(visible.max())
+        # a stable sort puts each row's hidden positions first and its visible ones last, in order
+        index = torch.argsort(state.valid.to(torch.int8), dim=-1, stable=True)[:, -longest:]  # [B, longest]
+        for layer in layers:
+            if not layer.is_initialized:
+                continue
+            B, H, _, D = layer.keys.shape
+            gather = index[:, None, :, None].expand(B, H, longest, D)
+            layer.keys = layer.keys.gather(2, gather)
+            layer.values = layer.values.gather(2, gather)
+        state.valid = state.valid.gather(-1, index)
+        state.padded = not bool(state.valid.all())
+
+    def select_rows(self, state: DecodeState, rows: list[int]) -> None:
+        """Keep only batch rows `rows` (in that order): finished rows leave the batch, so later
+        forwards neither compute nor count their tokens."""
+        index = torch.tensor(rows, dtype=torch.long, device=self.device)
+        state.cache.batch_select_indices(index)
+        state.valid = state.valid[index]
+        state.next_position = state.next_position[index]
+        if state.padded:
+            state.padded = not bool(state.valid.all())  # one sync per departure; unpadded rows get the fast causal path back
 
     # -- the one place the model is called -------------------------------------------------------
 

@@ -39,10 +39,13 @@ class TokenStream:
     def remaining(self) -> int:
         return self.max_new_tokens - len(self.tokens)
 
-    def emit(self, new_tokens: list[int]) -> None:
-        """Append tokens that are final; ignores anything after the stream is done."""
+    def emit(self, new_tokens: list[int]) -> int:
+        """Append tokens that are final; ignores anything after the stream is done.
+
+        Returns how many were kept: an acceptance length counts what survives the EOS and
+        max_new_tokens cut (the `accept_lengths` column, harness/records.py)."""
         if self.done:
-            return
+            return 0
         up_to_eos = next((i + 1 for i, t in enumerate(new_tokens) if t in self.eos_token_ids), len(new_tokens))
         self.tokens_untrimmed += up_to_eos
         kept = min(up_to_eos, self.remaining)
@@ -54,6 +57,7 @@ class TokenStream:
             self.finish_reason = "length"
         self.emit_seconds.append(time.perf_counter() - self.started)
         self.emit_counts.append(len(self.tokens))
+        return kept
 
 
 @dataclass
