@@ -16,6 +16,10 @@ BATCHED_MODES = ("ar", "diffusion")
 # (reference_decoders/sampling.py): speculative sampling, or the vendor's sample-match rule.
 SPECULATIVE_MODES = ("linear_spec", "quadratic_spec")
 ACCEPTANCE_RULES = ("speculative", "sample_match")
+# How the reference decoders run the model (`runner.backend`, the `backend` column): eager =
+# transformers with a DynamicCache, the reference; compiled = a static KV cache and forwards
+# compiled per query shape (reference_decoders/adapter.py, "Fast path" in reference_decoders/README.md).
+BACKENDS = ("eager", "compiled")
 
 # Kinds of model forward, as the counting hook labels them (reference_decoders/counting.py);
 # `unlabelled` is a forward made outside any declared phase, counted rather than lost.
