@@ -201,7 +201,7 @@ def cache_positions(prompt_length: int, max_new_tokens: int, block_length: int |
     padded prefill of [prompt ; MASK x L] writes prefill_bucket(prompt + L) slots.
     """
     L = block_length or 1
-    needed = max(prompt_length + max_new_tokens + L + L * (L + 1), prefill_bucket(prompt_length + L))
+    needed = max(prompt_length + max_new_tokens + L + L * (L + 1), prefill_bucket(prompt_length + (block_length or 0)))
     return -(-needed // CACHE_STEP) * CACHE_STEP
 
 
