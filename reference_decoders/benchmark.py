@@ -130,12 +130,12 @@ def timed_pair(first, second, repeats: int, device="cpu") -> tuple[float, float]
     return statistics.median(samples[0]), statistics.median(samples[1])
 
 
-def bench_overhead(model, prompt, params_common, backends, repeats) -> dict:
+def bench_overhead(model, prompt, params_common, backends, repeats, modes) -> dict:
     print(f"{'mode':15s} {'backend':9s} {'forwards':>8s} {'decoder ms':>11s} {'bare ms':>9s} {'ms/forward':>11s} "
           f"{'overhead':>9s} {'us/forward':>11s} {'compile s':>10s}")
     out: dict = {}
-    for mode, extra in MODES.items():
-        params = {**params_common, **extra}
+    for mode in modes:
+        params = {**params_common, **MODES[mode]}
         for backend in backends:
             started = time.perf_counter()
             ops = record_calls(model, prompt, mode, params, backend)  # compiles every shape (compiled backend)
@@ -236,28 +236,36 @@ def median_time(fn, repeats: int, device) -> float:
     return statistics.median(samples)
 
 
-def bench_gpu_roofline(repeats: int, hardware: str | None) -> dict:
-    """8B shapes, random bf16 weights, compiled backend, batch 1: forward time against the memory floor."""
+def bench_gpu_roofline(repeats: int, hardware: str | None, source: str | None = None, device: str = "cuda") -> dict:
+    """8B shapes, random bf16 weights, compiled backend, batch 1: forward time against the memory floor.
+
+    ``source``/``device`` exist so the same code can be checked on the CPU with scaled-down shapes
+    (host clock instead of CUDA events); the figures that count are CUDA's.
+    """
+    import yaml
+
     from harness import environment
     from harness.gpu_check import CONFIG_DIR, pick_profile
     from harness.models import SHAPES_DIR
     from reference_decoders.counting import ForwardCounter
     from reference_decoders.loading import load_checkpoint
 
-    import yaml
-
-    device = torch.device("cuda")
-    profile = hardware or pick_profile(environment.detected_device("cuda"))[0]
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    profile = hardware or (pick_profile(environment.detected_device("cuda"))[0] if cuda else "cpu")
     bandwidth_gbs = yaml.safe_load((CONFIG_DIR / "hardware" / f"{profile}.yaml").read_text())["memory_bandwidth_gbs"]
-    loaded = load_checkpoint(str(SHAPES_DIR / "qwen3-8b"), dtype="bfloat16", device=device, random_weights=True)
+    source = source or str(SHAPES_DIR / "qwen3-8b")
+    loaded = load_checkpoint(source, dtype="bfloat16", device=device, random_weights=True)
     model = loaded.model
     floor_s = loaded.weight_bytes / (bandwidth_gbs * 1e9)
-    print(f"\n8B shapes (harness/shapes/qwen3-8b, random bf16 weights, {loaded.weight_bytes / 1e9:.2f} GB), batch 1, "
-          f"{GPU_CONTEXT}-token context, profile {profile} ({bandwidth_gbs} GB/s); CUDA-event medians of {repeats} "
-          f"forwards after compiling; floor = weight bytes / bandwidth (KV reads not included)")
+    print(f"\nshapes of {source} (random bf16 weights, {loaded.weight_bytes / 1e9:.2f} GB) on {device}, batch 1, "
+          f"{GPU_CONTEXT}-token context, profile {profile} ({bandwidth_gbs} GB/s); "
+          f"{'CUDA-event' if cuda else 'host-clock'} medians of {repeats} forwards after 3 untimed ones (compile, "
+          f"CUDA-graph capture); floor = weight bytes / bandwidth (KV reads not included)")
     print(f"{'q':>4s} {'forward ms':>11s} {'floor ms':>9s} {'floor/time':>11s}")
     compiled = adapters.compiled_model(model)
-    out: dict = {"profile": profile, "bandwidth_gbs": bandwidth_gbs, "weight_bytes": loaded.weight_bytes, "rows": {}}
+    out: dict = {"profile": profile, "bandwidth_gbs": bandwidth_gbs, "weight_bytes": loaded.weight_bytes,
+                 "device": str(device), "rows": {}}
     max_positions = adapters.cache_positions(GPU_CONTEXT, max(GPU_QUERY_LENGTHS), None)
     context = torch.randint(0, model.config.vocab_size, (1, GPU_CONTEXT), device=device)
     with compiled.installed(), torch.inference_mode():
@@ -267,21 +275,27 @@ def bench_gpu_roofline(repeats: int, hardware: str | None) -> dict:
         for q in GPU_QUERY_LENGTHS:
             ids = torch.randint(0, model.config.vocab_size, (1, q), device=device)
             kind = "decode" if q == 1 else "verify"
-            times = []
-            for i in range(repeats + 3):  # the first calls compile and record the CUDA graph
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
+            seconds = []
+            for i in range(repeats + 3):
+                if cuda:
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
+                else:
+                    started = time.perf_counter()
                 adapter.forward(state, ids, kind, None)
-                end.record()
+                if cuda:
+                    end.record()
                 adapter.keep(state, 0)
                 if i >= 3:
-                    times.append((start, end))
-            torch.cuda.synchronize(device)
-            median = statistics.median(s.elapsed_time(e) / 1e3 for s, e in times)
+                    seconds.append((start, end) if cuda else time.perf_counter() - started)
+            if cuda:
+                torch.cuda.synchronize(device)
+                seconds = [s.elapsed_time(e) / 1e3 for s, e in seconds]
+            median = statistics.median(seconds)
             out["rows"][q] = {"forward_s": median, "floor_s": floor_s, "floor_fraction": floor_s / median}
             print(f"{q:4d} {median * 1e3:11.2f} {floor_s * 1e3:9.2f} {floor_s / median:11.1%}")
         counter.close()
-    print("forward = adapter.forward (mask + positions + compiled forward, logits included) between two CUDA events")
+    print("forward = adapter.forward (mask + positions + compiled forward, logits included); floor/time: goal >= 80%")
     return out
 
 
@@ -304,8 +318,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gpu", action="store_true", help="also run section 4 (8B shapes; needs CUDA)")
     parser.add_argument("--hardware", default=None, help="hardware profile for the floor (default: matched to the GPU)")
     parser.add_argument("--skip-tiny", action="store_true", help="run section 4 only")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="modes of section 1")
+    parser.add_argument("--shapes", default=None, help="section 4: a checkpoint folder of other shapes (a CPU check of the code)")
     args = parser.parse_args(argv)
     adapters.COMPILE_OPTIONS["cpu"] = CPU_COMPILE[args.cpu_compile]
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     record: dict = {"load_average": os.getloadavg(), "cpu_compile": args.cpu_compile, "device": args.device}
     if not args.skip_tiny:
@@ -320,14 +339,15 @@ def main(argv: list[str] | None = None) -> dict:
               f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, load average "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; compiled = {adapters.COMPILE_OPTIONS[args.device]} "
               f"('{{}}' = inductor); medians of {args.repeats} interleaved runs after a warm-up")
-        record["overhead"] = bench_overhead(model, prompt, params_common, args.backends, args.repeats)
+        record["overhead"] = bench_overhead(model, prompt, params_common, args.backends, args.repeats, args.modes)
         print()
         record["ar_vs_generate"] = bench_generate(model, prompt, params_common, args.backends, args.repeats)
         record["masks"] = bench_masks(model, args.prompt + args.tokens, MODES["quadratic_spec"]["block_length"], args.repeats)
     if args.gpu:
-        if not torch.cuda.is_available():
+        if args.shapes is None and not torch.cuda.is_available():
             raise SystemExit("--gpu needs a CUDA device; none is available here")
-        record["gpu_roofline"] = bench_gpu_roofline(max(10, args.repeats), args.hardware)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        record["gpu_roofline"] = bench_gpu_roofline(max(10, args.repeats), args.hardware, args.shapes, device)
     else:
         print("\n8B-shape roofline section not run (needs --gpu on a CUDA machine)")
     record["load_average_end"] = os.getloadavg()
