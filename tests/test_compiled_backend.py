@@ -140,10 +140,12 @@ def test_a_compiled_cell_records_its_backend_and_bills_no_sample_for_compiling(t
     eager, compiled = rows["eager"], rows["compiled"]
     assert (eager["backend"] == "eager").all() and eager["compile_s"].isna().all()
     assert (compiled["backend"] == "compiled").all() and (compiled["status"] == "ok").all()
-    # The warm-up decode compiled the cell's shapes; its time is carried by the first row only,
-    # and no row's decode time contains it.
-    assert compiled["compile_s"].iloc[0] > 0 and (compiled["compile_s"].iloc[1:] == 0).all()
-    assert (compiled["e2e_s"] < compiled["compile_s"].iloc[0]).all()
+    # The runner's warm-up decode compiled the first sample's shapes: the first row carries that
+    # time; a later sample whose prompt falls in a new prefill bucket carries its own. No row's
+    # decode time contains any of it (a 6-token decode takes milliseconds, compiling seconds).
+    compile_s = compiled["compile_s"]
+    assert compile_s.notna().all() and (compile_s >= 0).all() and compile_s.iloc[0] > 0
+    assert (compiled["e2e_s"] < compile_s[compile_s > 0].min()).all()
     assert eager["cell_key"].iloc[0] != compiled["cell_key"].iloc[0]
     pd.testing.assert_series_equal(eager["output_token_ids"].map(list), compiled["output_token_ids"].map(list))
     pd.testing.assert_series_equal(eager["forwards_decode"], compiled["forwards_decode"])
