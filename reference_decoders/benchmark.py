@@ -76,6 +76,9 @@ def record_calls(model, prompt, mode, params, backend) -> list[tuple]:
         ops.append(("crop", n, None, None))
         return original_crop(self, n)
 
+    if backend == "compiled":
+        # Compile first: the warm-up decode that compiles new shapes is not the decoder's work.
+        generate(model, prompt, mode, time_forwards=False, backend=backend, **params)
     handle = model.register_forward_pre_hook(on_forward, with_kwargs=True)
     DynamicCache.crop = crop
     try:

@@ -66,6 +66,14 @@ def test_compiled_equals_eager_in_every_mode(model, mode):
     assert again.tokens == compiled.tokens
 
 
+@pytest.mark.parametrize("mode", ["ar", "quadratic_spec"])
+def test_compiled_equals_eager_on_ministral3(mode):
+    """The other family (YaRN rope with Llama-4 query scaling): one causal mode, one with custom masks and positions."""
+    model = tiny_model("ministral3", vocab_size=128, peakiness=20.0)
+    params = {**COMMON, **MODES[mode]}
+    compare(generate(model, prompt(9, 4), mode, **params), generate(model, prompt(9, 4), mode, backend="compiled", **params))
+
+
 def test_compiled_speculative_modes_equal_compiled_ar(model):
     """The lossless property holds on the fast path too (greedy: the speculative modes reproduce ar)."""
     ar = generate(model, prompt(8, 0), "ar", backend="compiled", **COMMON)
