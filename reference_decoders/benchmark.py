@@ -153,8 +153,8 @@ def bench_overhead(model, prompt, params_common, backends, repeats, modes) -> di
             print(f"{mode:15s} {backend:9s} {forwards:8d} {decoder * 1e3:11.1f} {bare * 1e3:9.1f} "
                   f"{decoder / forwards * 1e3:11.2f} {overhead:9.1%} {(decoder - bare) / forwards * 1e6:11.0f} "
                   f"{'' if compile_s is None else f'{compile_s:10.1f}'}")
-    print("compile s = wall time of the first compiled decode of the mode (warm-up decode that compiles its new "
-          "shapes + the recording decode); never inside a timing")
+    print("compile s = wall time of the mode's first compiled decodes (the warm-up decode that compiles its new "
+          "shapes, then two decodes: one to warm, one recorded); never inside a timing")
     return out
 
 
