@@ -239,7 +239,8 @@ def median_time(fn, repeats: int, device) -> float:
     return statistics.median(samples)
 
 
-def bench_gpu_roofline(repeats: int, hardware: str | None, source: str | None = None, device: str = "cuda") -> dict:
+def bench_gpu_roofline(repeats: int, hardware: str | None, source: str | None = None, device: str = "cuda",
+                       bandwidth_gbs: float | None = None) -> dict:
     """8B shapes, random bf16 weights, compiled backend, batch 1: forward time against the memory floor.
 
     ``source``/``device`` exist so the same code can be checked on the CPU with scaled-down shapes
@@ -256,7 +257,10 @@ def bench_gpu_roofline(repeats: int, hardware: str | None, source: str | None = 
     device = torch.device(device)
     cuda = device.type == "cuda"
     profile = hardware or (pick_profile(environment.detected_device("cuda"))[0] if cuda else "cpu")
-    bandwidth_gbs = yaml.safe_load((CONFIG_DIR / "hardware" / f"{profile}.yaml").read_text())["memory_bandwidth_gbs"]
+    if bandwidth_gbs is None:
+        bandwidth_gbs = yaml.safe_load((CONFIG_DIR / "hardware" / f"{profile}.yaml").read_text()).get("memory_bandwidth_gbs")
+    if bandwidth_gbs is None:
+        raise SystemExit(f"hardware profile {profile!r} states no memory_bandwidth_gbs; pass --bandwidth-gbs")
     source = source or str(SHAPES_DIR / "qwen3-8b")
     loaded = load_checkpoint(source, dtype="bfloat16", device=device, random_weights=True)
     model = loaded.model
@@ -320,6 +324,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the tiny-model sections 1-3")
     parser.add_argument("--gpu", action="store_true", help="also run section 4 (8B shapes; needs CUDA)")
     parser.add_argument("--hardware", default=None, help="hardware profile for the floor (default: matched to the GPU)")
+    parser.add_argument("--bandwidth-gbs", type=float, default=None, help="floor bandwidth instead of the profile's")
     parser.add_argument("--skip-tiny", action="store_true", help="run section 4 only")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="modes of section 1")
@@ -350,7 +355,8 @@ def main(argv: list[str] | None = None) -> dict:
         if args.shapes is None and not torch.cuda.is_available():
             raise SystemExit("--gpu needs a CUDA device; none is available here")
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        record["gpu_roofline"] = bench_gpu_roofline(max(10, args.repeats), args.hardware, args.shapes, device)
+        record["gpu_roofline"] = bench_gpu_roofline(max(10, args.repeats), args.hardware, args.shapes, device,
+                                                   args.bandwidth_gbs)
     else:
         print("\n8B-shape roofline section not run (needs --gpu on a CUDA machine)")
     record["load_average_end"] = os.getloadavg()
