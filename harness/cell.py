@@ -58,6 +58,7 @@ def identity_columns(cell: Cell) -> dict:
         "batch_size": b.mode.batch_size,
         "draft_lora": b.model.draft_lora if b.mode.use_draft_lora else None,
         "runner": b.runner.name,
+        "backend": getattr(b.runner, "backend", None),
         "hardware": b.hardware.name,
         "hardware_mismatch_allowed": b.hardware.allow_mismatch,
         "context": b.context.name,

@@ -17,6 +17,14 @@ BATCHED_MODES = MODES
 # (reference_decoders/sampling.py): speculative sampling, or the vendor's sample-match rule.
 SPECULATIVE_MODES = ("linear_spec", "quadratic_spec")
 ACCEPTANCE_RULES = ("speculative", "sample_match")
+# How the reference decoders run the model (`runner.backend`, the `backend` column): eager =
+# transformers with a DynamicCache, the reference; compiled = a static KV cache and forwards
+# compiled per query shape (reference_decoders/adapter.py, "Fast path" in reference_decoders/README.md).
+BACKENDS = ("eager", "compiled")
+# Modes the compiled backend decodes at batch > 1. The speculative modes' ragged rows hide
+# rejected drafts in cache slots, which a static cache of fixed size cannot bound; batch 1 runs
+# every mode compiled.
+COMPILED_BATCHED_MODES = ("ar", "diffusion")
 
 # Kinds of model forward, as the counting hook labels them (reference_decoders/counting.py);
 # `unlabelled` is a forward made outside any declared phase, counted rather than lost.

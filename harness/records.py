@@ -55,6 +55,9 @@ _IDENTITY = [
     Column("draft_lora_tensors", pa.int64(), "saved tensors of the draft LoRA loaded onto the model: all of them, or the cell "
            "fails before its first sample (null = no adapter loaded)"),
     Column("runner", pa.string(), "reference | vendor | vllm | sglang"),
+    Column("backend", pa.string(), "how the reference runner ran the model (runner.backend): eager (transformers, "
+           "DynamicCache; the reference) | compiled (static KV cache, forwards compiled per query shape; same tokens "
+           "and forward counts); null for other runners"),
     Column("hardware", pa.string(), "configured hardware profile"),
     Column("hardware_detected", pa.string(), "device name detected at run time"),
     Column("hardware_mismatch_allowed", pa.bool_(), "the run was allowed on a device not matching the profile"),
@@ -182,6 +185,10 @@ _TIMING = [
     Column("forward_timing_method", pa.string(), "how forward_seconds were taken: cuda_event | perf_counter (null = not timed)"),
     Column("forward_cache_tokens", pa.list_(pa.int64()), "KV-cache entries each forward read (batch rows x cached length)"),
     Column("timing_warmup", pa.int64(), "untimed warm-up runs before timing (runner.warmup; not recorded)"),
+    Column("compile_s", pa.float64(), "compiled backend: seconds spent compiling since the previous recorded decode (in "
+           "untimed warm-up decodes: runner.warmup, and one before any decode that is the first to need a shape), in "
+           "none of this row's times; rows of one batch share it, and a cell's first decode carries its warm-up's; "
+           "0 = every shape was already compiled; null = eager or another runner"),
     Column("timing_min_repetitions", pa.int64(), "timed repetitions: at least this many (runner.min_repetitions) ..."),
     Column("timing_min_duration_s", pa.float64(), "... and until this many seconds were spent (runner.min_duration_s)"),
     Column("timing_max_repetitions", pa.int64(), "cap on timed repetitions (runner.max_repetitions)"),

@@ -85,3 +85,7 @@ class GenerateResult:
     # how emit_seconds were taken: host perf_counter from request start to the host readback of
     # each final token; "+cuda_sync" = the device was synchronised at request start
     timing_method: str = "perf_counter"
+    backend: str = "eager"  # harness.contracts.BACKENDS
+    # compiled backend: seconds of the untimed warm-up decode that compiled this decode's shapes
+    # just before it (0.0 = all were warm); never part of emit_seconds. None for eager.
+    compile_seconds: float | None = None
