@@ -99,6 +99,8 @@ class ResultStore:
                 except FileNotFoundError:
                     continue
                 self.set_aside(path, "corrupt", f"unreadable parquet ({type(exc).__name__}: {exc})")
+                if path.exists():
+                    return None  # it could not be renamed (a read-only folder): absent all the same
 
     def is_complete(self, cell_key: str) -> bool:
         """A cell is complete once its file exists, reads, and it did not fail as a whole.
@@ -129,6 +131,9 @@ class ResultStore:
             os.rename(path, target)
         except FileNotFoundError:
             return None  # another run set it aside (or replaced it) first
+        except OSError as exc:
+            log.error("cannot set aside %s cell file %s (%s): %s", kind, path.name, reason, exc)
+            return None
         log.warning("set aside %s cell file %s as %s: %s", kind, path.name, target.name, reason)
         return target
 
@@ -155,6 +160,9 @@ class ResultStore:
                 try:
                     path.unlink()
                 except FileNotFoundError:
+                    continue
+                except OSError as exc:  # a read-only folder: the readers ignore it anyway
+                    log.warning("cannot remove the stale temporary %s: %s", path.name, exc)
                     continue
                 removed.append(path)
                 log.info("removed a temporary file a killed run left: %s", path.name)
@@ -252,16 +260,17 @@ def atomic_write_parquet(table: pa.Table, path: Path) -> None:
     atomic_write(path, lambda handle: pq.write_table(table, handle))
 
 
-def check_schema(name: str, schema: pa.Schema) -> list[str]:
+def check_schema(name: str, schema: pa.Schema, extra_columns: bool = False) -> list[str]:
     """Problems that keep a file's records out of a results table: a schema version this harness
-    does not read, columns outside the schema, or columns of another type than the schema's.
-    One check for the store's readers, validate and the report."""
+    does not read, columns of another type than the schema's, and (unless `extra_columns`: readers
+    tolerate them, validate does not) columns outside the schema. One check for the store's readers,
+    validate and the report."""
     problems = []
     version = (schema.metadata or {}).get(b"dlm_bench_schema_version", b"?").decode()
     if version.split(".")[0] != KNOWN_MAJOR:
         problems.append(f"{name}: schema version {version}, this harness reads {KNOWN_MAJOR}.x")
     extra = set(schema.names) - set(COLUMN_NAMES)
-    if extra:
+    if extra and not extra_columns:
         problems.append(f"{name}: columns outside the schema: {sorted(extra)}")
     mistyped = [f"{f.name} is {f.type} (the schema says {SCHEMA.field(f.name).type})" for f in schema
                 if f.name in SCHEMA.names and f.type != SCHEMA.field(f.name).type and f.type != pa.null()]
@@ -270,14 +279,14 @@ def check_schema(name: str, schema: pa.Schema) -> list[str]:
     return problems
 
 
-def check_file(path: Path) -> tuple[pa.Schema | None, list[str]]:
+def check_file(path: Path, extra_columns: bool = False) -> tuple[pa.Schema | None, list[str]]:
     """The file's schema and its problems (`check_schema`, or why it does not read at all)."""
     try:
         schema = pq.read_schema(path)
     except Exception as exc:
         return None, [f"{path.name}: unreadable parquet ({type(exc).__name__}: {exc}); the next run of its cell "
                       "sets it aside and reruns the cell"]
-    return schema, check_schema(path.name, schema)
+    return schema, check_schema(path.name, schema, extra_columns)
 
 
 def result_files(path: str | os.PathLike) -> list[Path]:
@@ -289,12 +298,12 @@ def result_files(path: str | os.PathLike) -> list[Path]:
 def read_results(path: str | os.PathLike) -> pd.DataFrame:
     """Every record under a sweep folder (or a folder of sweeps), as one tidy DataFrame.
 
-    A file that does not read, or that `check_schema` refuses (another schema version, mistyped
-    columns), is left out with a warning naming it and why; the messages are also in
+    A file that does not read, or that `check_schema` refuses (another major schema version,
+    mistyped columns; extra columns are read), is left out with a warning naming it and why; the messages are also in
     ``frame.attrs["left_out"]``."""
     tables, left_out = [], []
     for file in result_files(path):
-        schema, problems = check_file(file)
+        schema, problems = check_file(file, extra_columns=True)
         if not problems:
             try:
                 tables.append(pq.read_table(file))
