@@ -282,3 +282,32 @@ def test_reusing_a_cell_recorded_by_another_harness_commit_warns(tmp_path, rando
     assert reused["status"] == "complete" and reused["stored_git_sha"] == other
     log = (tmp_path / "single" / "_logs" / "sweep.log").read_text()
     assert f"reused: its rows were recorded by harness commit {other[:12]}, this is " in log
+
+
+def test_a_complete_cell_whose_hub_revision_now_resolves_to_another_commit_is_stale(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from harness.execute import stale_hub_revision
+    from harness.store import CellState
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))  # where loads put the checkpoint
+
+    def downloaded(commit: str) -> None:  # what a load of the default branch leaves in the hub cache
+        repo = cache / "models--someone--model"
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+
+    first, moved = "a" * 40, "b" * 40
+    downloaded(first)
+    bench = single("someone/model", tmp_path)
+    state = CellState(tmp_path / "x.parquet", frozenset({"ok"}), True, None, model_revision=first)
+    assert stale_hub_revision(bench, state) is None
+    downloaded(moved)  # the branch moved, and something downloaded it again
+    assert stale_hub_revision(bench, state) == (
+        f"model someone/model revision (default branch) now resolves to commit {moved}; "
+        f"the stored rows (x.parquet) were recorded with {first}")
+    pinned = single("someone/model", tmp_path, f"model.revision={first}")
+    assert stale_hub_revision(pinned, state) is None  # a pinned commit is what was loaded
