@@ -359,9 +359,15 @@ class TaskConfig:
     # Run generated code with in-process limits only where no kernel sandbox (bubblewrap) can be
     # set up; without it such a cell fails before the model loads, saying why (lm-eval's gate).
     allow_unsafe_code: bool = False
+    # A data row that does not parse or lacks a column the task reads: fail (the cell fails, naming
+    # file and line) | skip (left out, counted in task_rows_skipped)
+    on_bad_row: str = "fail"
 
     def __post_init__(self):
         from harness.tasks import REGISTRY
+        from harness.tasks.data import ON_BAD_ROW
+
+        _choice(self.on_bad_row, "task.on_bad_row", ON_BAD_ROW)
 
         _choice(self.name, "task.name", tuple(sorted(REGISTRY)))
         _require(self.num_samples >= 0, "task.num_samples", f"must be >= 0, got {self.num_samples}")

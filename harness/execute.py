@@ -8,17 +8,20 @@ its traceback. The sweep goes on; the next run retries failed cells and skips co
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import traceback
+from dataclasses import asdict
+from pathlib import Path
 
 from harness import environment, progress
-from harness.cell import Cell, identity_columns, make_cell, skip_reason
+from harness.cell import Cell, identity_columns, loaded_revision, make_cell, skip_reason
 from harness.config import BenchConfig
 from harness.hardware import check_hardware, hardware_columns, run_device_type
 from harness.prompts import build_samples, within_positions
 from harness.telemetry import open_cell_telemetry
 from harness.records import SCHEMA_VERSION
-from harness.store import ResultStore
+from harness.store import CellState, ResultStore
 from harness.tasks import columns as task_columns
 from harness.tasks import get_task
 from runners import SkipCell, get_runner
@@ -31,11 +34,18 @@ def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
     cell = make_cell(bench)
     store = ResultStore(bench.results_dir, bench.sweep.name)
     progress.attach_sweep_log(store.root)
+    clean_temporaries_once(store)
     where = progress.position(job_num)
     summary = {"key": cell.key, "label": cell.label}
-    if store.is_complete(cell.key) and not bench.force:
-        log.info("%s cell %s (%s) already complete: not rerun (force=true reruns it)", where, cell.label, cell.key)
-        return {**summary, "status": "complete"}
+    state = store.inspect(cell.key)  # a corrupt file is set aside here, and the cell runs
+    if state is not None and state.complete and not bench.force:
+        stale = stale_hub_revision(bench, state)
+        if stale is None:
+            log.info("%s cell %s (%s) already complete: not rerun (force=true reruns it)", where, cell.label, cell.key)
+            return {**summary, "status": "complete", **code_revision_check(cell, state)}
+        log.warning("%s cell %s (%s) is stale, rerunning it: %s", where, cell.label, cell.key, stale)
+    # A complete file stays until its replacement is complete: a forced rerun that fails keeps it.
+    keep = state.path if state is not None and state.complete else None
     log.info("%s cell %s (%s) starting", where, cell.label, cell.key)
 
     hardware = check_hardware(bench.hardware, bench.runner)  # refuses a mismatch before any load
@@ -55,14 +65,61 @@ def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
             raise SkipCell(reason)
         rows, metadata = collect_rows(bench, runner, base)
     except SkipCell as skip:
-        return {**summary, **record_cell_outcome(store, cell, {**base, **skip.columns}, "skipped", str(skip))}
+        return {**summary, **record_cell_outcome(store, cell, {**base, **skip.columns}, "skipped", str(skip), keep)}
     except Exception as exc:  # a cell that cannot even start is recorded, and the sweep goes on
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]).strip()
-        return {**summary, **record_cell_outcome(store, cell, base, "failed", detail)}
-    path = store.write_cell(cell.key, cell.label, rows, metadata={"cell_config": repr(bench), **metadata})
+        return {**summary, **record_cell_outcome(store, cell, base, "failed", detail, keep)}
+    path = store.write_cell(cell.key, cell.label, rows, metadata={**cell_metadata(cell), **metadata})
+    supersede_older_versions(store, cell)
     errors = sum(r.get("status") != "ok" for r in rows)
     log.info("cell %s done: %d records, %d sample errors -> %s", cell.label, len(rows), errors, path.name)
     return {**summary, "status": "ok", "rows": len(rows), "errors": errors, "file": str(path)}
+
+
+_CLEANED: set[Path] = set()
+
+
+def clean_temporaries_once(store: ResultStore) -> None:
+    """Temporaries a killed run left in this sweep folder, removed once per process."""
+    if store.root not in _CLEANED:
+        _CLEANED.add(store.root)
+        store.clean_temporaries()
+
+
+def cell_metadata(cell: Cell) -> dict[str, str]:
+    """The resolved configuration and what the key's second part hashes, as JSON in the file's metadata."""
+    return {"cell_config": json.dumps(asdict(cell.bench), sort_keys=True, default=str),
+            "cell_provenance": json.dumps(cell.provenance, sort_keys=True)}
+
+
+def stale_hub_revision(bench: BenchConfig, state: CellState) -> str | None:
+    """Why a complete cell of a hub checkpoint is stale: its revision now resolves (in the local hub
+    cache) to another commit than the rows were recorded with. None: not stale, or not knowable."""
+    now = loaded_revision(bench.model)
+    stored = state.model_revision
+    if now is None or stored is None or now == stored or stored.startswith("sha256:"):
+        return None
+    return (f"model {bench.model.source} revision {bench.model.revision or '(default branch)'} now resolves to "
+            f"commit {now}; the stored rows ({state.path.name}) were recorded with {stored}")
+
+
+def code_revision_check(cell: Cell, state: CellState) -> dict:
+    """Warn when a reused cell's rows were recorded by another harness commit; the two go in the summary."""
+    current = environment.capture().get("env_git_sha")
+    stored = state.env_git_sha
+    if current is None or stored is None or current == stored:
+        return {}
+    log.warning("cell %s (%s) reused: its rows were recorded by harness commit %s, this is %s "
+                "(force=true reruns it)", cell.label, cell.key, stored[:12], current[:12])
+    return {"stored_git_sha": stored, "git_sha": current}
+
+
+def supersede_older_versions(store: ResultStore, cell: Cell) -> None:
+    """Once this version of the cell is complete, set aside the files of its other versions (same
+    configuration, other checkpoint, data or task version)."""
+    state = store.inspect(cell.key)
+    if state is not None and state.complete:
+        store.supersede(cell.config_key, cell.key)
 
 
 def protocol_columns(bench: BenchConfig) -> dict:
@@ -83,11 +140,19 @@ def timing_columns(runner_cfg) -> dict:
     }
 
 
-def record_cell_outcome(store: ResultStore, cell: Cell, base: dict, status: str, reason: str) -> dict:
-    """One row standing for a whole cell that produced no samples."""
+def record_cell_outcome(store: ResultStore, cell: Cell, base: dict, status: str, reason: str,
+                        keep: Path | None = None) -> dict:
+    """One row standing for a whole cell that produced no samples; not written over `keep`, the
+    cell's complete file (a forced or stale rerun that failed keeps the good rows)."""
     level = logging.INFO if status == "skipped" else logging.ERROR
     log.log(level, "cell %s %s: %s", cell.label, status, reason)
-    path = store.write_cell(cell.key, cell.label, [{**base, "status": status, "error": reason}])
+    if keep is not None:
+        log.warning("cell %s %s on its rerun: kept its complete file %s (the %s row is not written)",
+                    cell.label, status, keep.name, status)
+        return {"status": status, "reason": reason, "file": str(keep), "kept": str(keep)}
+    path = store.write_cell(cell.key, cell.label, [{**base, "status": status, "error": reason}], metadata=cell_metadata(cell))
+    if status == "skipped":
+        supersede_older_versions(store, cell)
     return {"status": status, "reason": reason, "file": str(path)}
 
 
@@ -110,6 +175,7 @@ def collect_rows(bench: BenchConfig, runner, base: dict) -> tuple[list[dict], di
     prompts = {s.example.id: task_columns.prompt_columns(s.example, getattr(s, "prompt_text", None)) for s in samples}
     cell_columns = {
         **base,
+        "model_revision": loaded_revision(bench.model),  # after the load: a hub revision resolves now
         "model_family": info.model_family,
         "model_parameters": info.model_parameters,
         "model_weight_bytes": info.model_weight_bytes,

@@ -1,8 +1,10 @@
 """`dlm-bench-validate <results folder>`: is this folder a sound set of records?
 
-Checks: every parquet file reads; its schema version is one this harness knows; each cell has
-exactly one file; no (cell, sample, repetition) appears twice; no column outside the schema. Lists
-failed, skipped and errored cells with their reasons. Exit status 0 = sound, 1 = problems.
+Checks: every parquet file reads; its schema version is one this harness knows; no column outside
+the schema and every column of the schema's type (`harness.store.check_schema`, the check the
+readers and the report apply too); each cell has exactly one file; no (cell, sample, repetition)
+appears twice. Lists failed, skipped and errored cells with their reasons, and files set aside
+(corrupt, superseded). Exit status 0 = sound, 1 = problems.
 """
 
 from __future__ import annotations
@@ -12,12 +14,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from harness.records import COLUMN_NAMES, SCHEMA_VERSION
-from harness.store import read_results
-
-KNOWN_MAJOR = SCHEMA_VERSION.split(".")[0]
+from harness.records import SCHEMA_VERSION
+from harness.store import check_file, read_results, result_files, set_aside_files
 
 
 @dataclass
@@ -28,6 +26,7 @@ class Validation:
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     sample_errors: int = 0
+    set_aside: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -36,28 +35,23 @@ class Validation:
 
 def validate(folder: Path) -> Validation:
     result = Validation()
-    files = sorted(p for p in folder.rglob("*.parquet") if not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts))
+    files = result_files(folder)
     result.files = len(files)
     keys_seen: dict[str, Path] = {}
     for path in files:
-        try:
-            schema = pq.read_schema(path)
-        except Exception as exc:
-            result.problems.append(f"{path.name}: unreadable parquet ({exc})")
-            continue
-        version = (schema.metadata or {}).get(b"dlm_bench_schema_version", b"?").decode()
-        if version.split(".")[0] != KNOWN_MAJOR:
-            result.problems.append(f"{path.name}: schema version {version}, this harness reads {KNOWN_MAJOR}.x")
-        extra = set(schema.names) - set(COLUMN_NAMES)
-        if extra:
-            result.problems.append(f"{path.name}: columns outside the schema: {sorted(extra)}")
+        _, problems = check_file(path)
+        result.problems += problems
         key = path.stem.rsplit("-", 1)[-1]
         if key in keys_seen:
             result.problems.append(f"cell {key} has two files: {keys_seen[key].name} and {path.name}")
         keys_seen[key] = path
+    for sweep in sorted({p.parent for p in files} | {folder}):
+        result.set_aside += [f"{s.path.relative_to(folder)} ({s.kind}, set aside {s.when:%Y-%m-%d %H:%M:%S} UTC)"
+                             for s in set_aside_files(sweep)]
     if result.problems:
         return result
     records = read_results(folder)
+    result.problems += records.attrs.get("left_out", [])  # data pages that do not read
     result.records = len(records)
     if records.empty:
         return result
@@ -85,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         if lines:
             print(f"{len(lines)} {title}:")
             print("\n".join(f"  {line}" for line in lines))
+    if v.set_aside:
+        print(f"{len(v.set_aside)} file(s) set aside (hidden; not records):")
+        print("\n".join(f"  {line}" for line in v.set_aside))
     if v.sample_errors:
         print(f"{v.sample_errors} sample records with status error (see the error column)")
     if v.problems:
