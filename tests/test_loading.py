@@ -88,7 +88,7 @@ def test_unsupported_checkpoints_are_named(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(ValueError, match="model_type 'llama' is not supported.*qwen3, ministral3, nemotron_labs_diffusion"):
         load_checkpoint(str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="not a directory"):
+    with pytest.raises(FileNotFoundError, match="does not exist; set model.source"):
         load_checkpoint(str(tmp_path / "missing"))
 
 
