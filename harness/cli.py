@@ -2,25 +2,33 @@
 
 Before Hydra starts, the command line is checked against the config tree and the dataclasses,
 so a misspelt group option (`mode=difusion`), a value where an option name belongs
-(`context=-5`) or an unknown key (`mode.treshold=0.9`) fails at once with the valid choices.
+(`context=-5`) or an unknown key (`mode.treshold=0.9`, `+foo=1`) fails at once with the valid
+choices. One rule for every refused configuration, whether this check, Hydra (a bad override, a
+missing config) or the planning sweeper refuses it: a clean message and exit status 2.
+Ctrl-C and SIGTERM end a sweep with one line and exit status 130 / 143; a rerun resumes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
+import signal
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
+import harness.sweeper  # noqa: F401  (registers the planning sweeper with Hydra)
 from harness import config as schema
-from harness.config import register_configs, to_bench_config
-from harness.execute import run_cell
+from harness import progress
+from harness.config import ConfigError, register_configs, to_bench_config
 
 log = logging.getLogger("dlm-bench")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -52,6 +60,9 @@ def check_overrides(arguments: list[str]) -> list[str]:
         key, value = match.groups()
         group, _, field = key.partition(".")
         if group not in GROUP_SCHEMAS:
+            known = top_level_keys()
+            if group not in known:
+                problems.append(f"{key}: unknown key; valid top-level keys: {', '.join(known)}")
             continue
         if not field:
             if value.startswith(SWEEP_FUNCTIONS):
@@ -69,12 +80,43 @@ def check_overrides(arguments: list[str]) -> list[str]:
     return problems
 
 
+def top_level_keys() -> list[str]:
+    """What a top-level override may name: a BenchConfig field, a config group, or hydra."""
+    groups = {p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and not p.name.startswith("_")}
+    return sorted({f.name for f in dataclasses.fields(schema.BenchConfig)} | groups | {"hydra"})
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that atomic writes clean up as for Ctrl-C.
+    A BaseException: the cell runner's `except Exception` must not record it as a failed cell."""
+
+
+def raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def run(cfg: DictConfig) -> dict:
+    from harness.execute import run_cell  # torch and the runners: only once a cell runs
+
     bench = to_bench_config(cfg)
     hydra_cfg = HydraConfig.get()
     job_num = hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None
     return run_cell(bench, job_num)
+
+
+def refused(message: str) -> None:
+    print("dlm-bench: invalid configuration (nothing was run):", file=sys.stderr)
+    for line in message.strip().splitlines():
+        print(f"  {line}", file=sys.stderr)
+    sys.exit(2)
+
+
+def interrupted(status: int) -> None:
+    line = progress.interruption_line()
+    print(f"\ndlm-bench: {line}", file=sys.stderr)
+    progress.note_in_sweep_log(line)
+    sys.exit(status)
 
 
 def main() -> None:
@@ -82,11 +124,20 @@ def main() -> None:
     sys.argv = [("force=true" if a == "--force" else a) for a in sys.argv]
     problems = check_overrides(sys.argv[1:])
     if problems:
-        print("dlm-bench: invalid configuration (nothing was run):", file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-        sys.exit(2)
-    run()
+        refused("\n".join(problems))
+    # Hydra's errors reach this function as exceptions (not as Hydra's own report and exit 1),
+    # so that a refused configuration exits 2 here whatever refused it.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        run()
+    except (HydraException, OmegaConfBaseException, ConfigError) as exc:
+        cause = exc.__cause__
+        refused(str(exc) + (f"\n{cause}" if isinstance(cause, OmegaConfBaseException) else ""))
+    except KeyboardInterrupt:
+        interrupted(128 + signal.SIGINT)
+    except Terminated:
+        interrupted(128 + signal.SIGTERM)
 
 
 if __name__ == "__main__":
