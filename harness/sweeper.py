@@ -213,6 +213,9 @@ class PlanningSweeper(Sweeper):
         assert self.config is not None and self.hydra_context is not None
         target = str(self.config.hydra.launcher.get("_target_", ""))
         local = target.endswith("BasicLauncher")
+        # resolved before any cell is composed: each cell copies the master's resolver cache, so that
+        # every job of the sweep shares its ${now:...} folder
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
         jobs = sweep_job_overrides(self.params, arguments)
         plan = plan_sweep(self.config, self.hydra_context.config_loader, jobs, local)
         if plan.problems:
@@ -232,7 +235,6 @@ class PlanningSweeper(Sweeper):
         self.report_plan(plan)
         if not to_run:
             return []
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         returns = self.run_here(to_run) if local else self.launcher.launch([c.overrides for c in to_run], initial_job_idx=0)

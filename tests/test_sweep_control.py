@@ -21,8 +21,10 @@ FAST = ("task.num_samples=1", "runner.warmup=0")
 
 def start_cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # SIGINT as a terminal delivers it: a process started in the background inherits it ignored
     return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(predicate, what: str, timeout: float = 300) -> None:
@@ -54,7 +56,8 @@ def test_a_report_that_cannot_be_written_exits_non_zero_and_failed_cells_still_c
 
 def test_the_exit_status_counts_this_runs_cells_not_a_concurrent_runs(tmp_path):
     # A's one cell is slow; while it runs, B writes a failed cell into the same folder.
-    a = start_cli("sweep=single", "sweep.name=shared", f"results_dir={tmp_path}", *FAST, "runner.min_duration_s=30")
+    a = start_cli("sweep=single", "sweep.name=shared", f"results_dir={tmp_path}", *FAST, "runner.min_duration_s=30",
+                  "runner.max_repetitions=100000")
     wait_for(lambda: "starting" in log_text(tmp_path / "shared"), "run A's cell to start")
     b = run_cli("sweep=single", "sweep.name=shared", f"model.source={tmp_path / 'missing'}", f"results_dir={tmp_path}", *FAST)
     assert a.poll() is None, "run A ended before run B failed: nothing was tested"
