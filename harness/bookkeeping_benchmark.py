@@ -13,6 +13,10 @@ and prints, each with how it was counted:
 - `dlm-bench --help`: wall time of the process.
 
 `--repo` times another checkout (e.g. a worktree of an older commit) with this script.
+`--rerun-only DIR --repo A --repo B ...` fills DIR with the N complete cells once (with the first
+checkout), then times the rerun with each checkout in turn, twice, interleaved: on a shared machine
+the checkouts then see the same load. Wall time and CPU time (user + system of the process and
+its children) are printed for every run; CPU time is the figure that load does not inflate.
 """
 
 from __future__ import annotations
@@ -40,12 +44,21 @@ def sweep_arguments(cells: int, results: Path) -> list[str]:
     return ["-m", *grid, "sweep.name=bench", f"results_dir={results}", "task.num_samples=1", "runner.warmup=0"]
 
 
+LAST_CPU = [0.0]  # CPU seconds of the last run_timed process
+
+
 def run_timed(repo: Path, arguments: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    import resource
+
     env = {**os.environ, "PYTHONPATH": str(repo)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "harness.cli", *arguments], cwd=repo, env=env,
                             capture_output=True, text=True)
-    return time.perf_counter() - start, result
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CPU[0] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, result
 
 
 def cell_work_seconds(log: Path) -> tuple[float, int]:
@@ -75,13 +88,18 @@ def measure_sweep(repo: Path, cells: int, results: Path) -> tuple[float, float, 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", type=int, default=64, help="cells of the large sweep (a multiple of 16)")
-    parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parent.parent, help="checkout to time")
+    parser.add_argument("--repo", type=Path, action="append", help="checkout to time (default: this one); repeatable")
+    parser.add_argument("--rerun-only", type=Path, metavar="DIR", help="time reruns of N complete cells in DIR only")
     args = parser.parse_args(argv)
-    repo = args.repo.resolve()
+    repos = [r.resolve() for r in args.repo or [Path(__file__).resolve().parent.parent]]
+    if args.rerun_only:
+        time_reruns(repos, args.cells, args.rerun_only)
+        return
+    repo = repos[0]
     print(f"checkout: {repo}")
 
     help_wall, _ = run_timed(repo, ["--help"])
-    print(f"dlm-bench --help: {help_wall:.2f} s wall (one fresh process)")
+    print(f"dlm-bench --help: {help_wall:.2f} s wall, {LAST_CPU[0]:.2f} s CPU (user + system) of one fresh process")
 
     with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as many:
         wall1, work1, n1 = measure_sweep(repo, 1, Path(one))
@@ -94,7 +112,20 @@ def main(argv: list[str] | None = None) -> None:
         print(f"per-cell bookkeeping: {per_cell:.3f} s "
               f"(({wall:.1f} - {work:.1f}) - ({wall1:.1f} - {work1:.1f})) / {n - 1}: overhead beyond the 1-cell sweep's, per extra cell")
         rerun, result = run_timed(repo, sweep_arguments(args.cells, Path(many)))
-        print(f"rerun of {n} complete cells: {rerun:.1f} s wall, exit {result.returncode}")
+        print(f"rerun of {n} complete cells: {rerun:.1f} s wall, {LAST_CPU[0]:.1f} s CPU, exit {result.returncode}")
+
+
+def time_reruns(repos: list[Path], cells: int, results: Path) -> None:
+    if not (results / "bench").exists():
+        wall, result = run_timed(repos[0], sweep_arguments(cells, results))
+        if result.returncode != 0:
+            sys.exit(f"sweep of {cells} cells failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        print(f"filled {results} with {cells} cells using {repos[0]} ({wall:.1f} s wall)")
+    for round_ in (1, 2):
+        for repo in repos:
+            wall, result = run_timed(repo, sweep_arguments(cells, results))
+            print(f"rerun of {cells} complete cells, {repo} (round {round_}): {wall:.1f} s wall, "
+                  f"{LAST_CPU[0]:.1f} s CPU, exit {result.returncode}")
 
 
 if __name__ == "__main__":

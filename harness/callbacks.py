@@ -69,7 +69,7 @@ class SweepSummary(Callback):
 
 def summarise_run(run: progress.Run) -> tuple[list[tuple[str, str]], list[str]]:
     """Summary table and report of the run's folder; (failed cells of this run, what went wrong)."""
-    from harness.report import write_report
+    from harness.report import build_report
     from harness.store import read_results
     from harness.summary import failures_of, print_summary
     from harness.sweeper import unwritable_reason
@@ -87,7 +87,11 @@ def summarise_run(run: progress.Run) -> tuple[list[tuple[str, str]], list[str]]:
                  run.root, blocked)
         return failed, problems
     try:
-        log.info("report: %s", write_report(run.root, records))
+        report = build_report(run.root, records=records)
     except Exception as exc:
         problems.append(f"the report could not be written: {type(exc).__name__}: {exc}")
+        return failed, problems
+    print(f"report: {report.html} (Markdown: {report.markdown.name}, tables: {report.folder})")
+    for verdict in report.verdicts:
+        print(f"  claim {verdict.claim.id}: {verdict.verdict}")
     return failed, problems

@@ -80,6 +80,44 @@ def check_overrides(arguments: list[str]) -> list[str]:
     return problems
 
 
+HELP_GROUPS = ("model", "mode", "runner", "hardware", "context", "task", "sweep", "launcher")
+
+
+def version() -> str:
+    """dlm-bench's version: the installed distribution's, else pyproject.toml's (a bare checkout)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("dlm-bench")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        return tomllib.loads((CONFIG_DIR.parent / "pyproject.toml").read_text())["project"]["version"]
+
+
+def register_help() -> None:
+    """`dlm-bench --help` through Hydra's help template (hydra/help), about dlm-bench: the groups a
+    user chooses from, with their options read from configs/ (not the schema groups)."""
+    from hydra.core.config_store import ConfigStore
+
+    groups = "\n".join(f"  {g:9s} {', '.join(group_options(g))}" for g in HELP_GROUPS)
+    template = (
+        f"dlm-bench {version()}: benchmarks diffusion LMs' decoding modes against autoregressive baselines.\n\n"
+        "Usage: dlm-bench [group=option ...] [key=value ...] [-m] [--force] [--dry-run] [--version]\n\n"
+        "  dlm-bench                                  the embedded default sweep (tiny model, CPU)\n"
+        "  dlm-bench sweep=single mode=diffusion      one cell\n"
+        "  dlm-bench -m mode=ar,diffusion task=copy   a sweep: the product of the comma lists\n"
+        "  dlm-bench --dry-run ...                    list the cells, their keys and what would run\n"
+        "  dlm-bench --force ...                      rerun cells that are complete\n\n"
+        "Config groups (group=option):\n" + groups + "\n\n"
+        "Every key and its default: harness/config.py; `dlm-bench --cfg job ...` prints the composed config.\n"
+        "Exit status: 0 done, 1 a cell of this run failed or the report failed, 2 a refused configuration,\n"
+        "130/143 interrupted (harness/README.md).\n")
+    ConfigStore.instance().store(group="hydra/help", name="dlm_bench", provider="dlm-bench",
+                                 node={"app_name": "dlm-bench", "header": "", "footer": "",
+                                       "template": template})
+
+
 def top_level_keys() -> list[str]:
     """What a top-level override may name: a BenchConfig field, a config group, or hydra."""
     groups = {p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and not p.name.startswith("_")}
@@ -120,8 +158,18 @@ def interrupted(status: int) -> None:
 
 
 def main() -> None:
-    # `--force` is the conventional spelling of the config flag that reruns complete cells.
-    sys.argv = [("force=true" if a == "--force" else a) for a in sys.argv]
+    if "--version" in sys.argv[1:]:
+        print(f"dlm-bench {version()}")
+        return
+    # `--force` is the conventional spelling of the config flag that reruns complete cells;
+    # `--dry-run` plans the sweep and lists its cells without running or writing anything.
+    flags = {"--force": "force=true", "--dry-run": "hydra.sweeper.dry_run=true"}
+    # (as overrides after the others: Hydra's parser takes one run of overrides, so not before `-m`)
+    sys.argv = [a for a in sys.argv if a not in flags] + [flags[a] for a in sys.argv if a in flags]
+    if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+        register_help()
+        sys.argv.append("hydra/help=dlm_bench")  # registered here only: other composers keep Hydra's default
+
     problems = check_overrides(sys.argv[1:])
     if problems:
         refused("\n".join(problems))

@@ -38,6 +38,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from harness import progress
 from harness.config import BenchConfig, ConfigError, to_bench_config
+from harness.contracts import ENGINE_RUNNERS
 
 log = logging.getLogger("dlm-bench")
 PLUGIN_MODULE = "hydra_plugins.dlm_bench_sweeper"
@@ -167,6 +168,44 @@ def sweep_rules(plan: Plan, launcher_target: str) -> list[str]:
     return problems
 
 
+# Optional dependencies: (what needs it, the module, the extra that installs it)
+OPTIONAL = (
+    (lambda b: b.mode.use_draft_lora and bool(b.model.draft_lora), "the draft LoRA (mode.use_draft_lora)", "peft", "lora"),
+    (lambda b: b.runner.name in ENGINE_RUNNERS, "the served-engine runners' streaming client", "aiohttp", "engines"),
+)
+
+
+def missing_dependencies(cells: list[PlannedCell]) -> list[str]:
+    """Optional packages the cells to run need and this environment lacks, once per package, with the
+    install command: checked before any model loads rather than after the first one has."""
+    import importlib.util
+
+    problems = []
+    for needs, what, module, extra in OPTIONAL:
+        users = [c for c in cells if needs(c.bench)]
+        if users and importlib.util.find_spec(module) is None:
+            problems.append(f"  {len(users)} cell(s) need {module} for {what} (first: {users[0].label}): "
+                            f"pip install -e '.[{extra}]'")
+    return problems
+
+
+def print_dry_run(plan: Plan, root: Path) -> None:
+    """One line per cell: its sweep position, what a real run would do with it, key and label."""
+    from runners import get_runner
+
+    from harness.cell import skip_reason
+
+    print(f"dry run: {len(plan.cells)} cells into {root} (nothing is run or written)")
+    counts = {"run": 0, "skip": 0, "reuse": 0}
+    for position, cell in enumerate(plan.cells):
+        reason = skip_reason(cell.bench, get_runner(cell.bench.runner.name).modes) if cell.action == RUN else None
+        action = "reuse" if cell.action == COMPLETE else "skip" if reason else "run"
+        counts[action] += 1
+        note = f"  ({reason})" if reason else "  (complete results)" if action == "reuse" else ""
+        print(f"  [{position + 1}/{len(plan.cells)}] {action:5s} {cell.key} {cell.label}{note}")
+    print(f"would run {counts['run']}, skip {counts['skip']} (recorded as skipped), reuse {counts['reuse']} complete")
+
+
 def results_root(bench: BenchConfig) -> Path:
     return Path(bench.results_dir) / bench.sweep.name
 
@@ -195,8 +234,9 @@ def refuse(message: str, problems: list[str]) -> None:
 
 
 class PlanningSweeper(Sweeper):
-    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None) -> None:
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None, dry_run: bool = False) -> None:
         super().__init__()
+        self.dry_run = dry_run
         self.max_batch_size = max_batch_size  # accepted for the basic sweeper's config; cells launch in one batch
         self.params = params or {}
         self.config: Optional[DictConfig] = None
@@ -220,11 +260,14 @@ class PlanningSweeper(Sweeper):
         plan = plan_sweep(self.config, self.hydra_context.config_loader, jobs, local)
         if plan.problems:
             refuse(f"{len(plan.problems)} problem(s) in a sweep of {len(jobs)} cells", plan.problems)
-        problems = sweep_rules(plan, target)
+        problems = sweep_rules(plan, target) + missing_dependencies(plan.to_run)
         if problems:
             refuse("this sweep cannot run as configured", problems)
         root = results_root(plan.cells[0].bench)
         to_run = plan.to_run
+        if self.dry_run:
+            print_dry_run(plan, root)
+            return []
         blocked = unwritable_reason(root) if to_run else None
         if blocked:
             refuse(f"results folder {root} cannot be written", [f"  {blocked}; {len(to_run)} of {len(plan.cells)} cells "

@@ -4,10 +4,12 @@ subprocess on the embedded tiny model)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -189,3 +191,79 @@ def test_the_plan_composes_every_cell_exactly_as_hydra_does():
             assert ours == to_bench_config(task_config(loader.load_sweep_config(master, job))), job
         assert len(composer.groups) == 5  # 2 modes x 2 tasks, and diffusion once for both block lengths
         assert composer.bench(["mode=diffusion", "mode.block_length=8"]).mode.block_length == 8
+
+
+# --- the command line: version, help, dry run, optional dependencies, failed loads, last lines
+
+
+def test_version_is_dlm_benchs():
+    from harness.cli import version
+
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"dlm-bench {version()}"
+    assert version() == tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_help_is_about_dlm_bench_and_does_not_import_torch():
+    code = ("import sys; sys.argv = ['dlm-bench', '--help']\n"
+            "from harness.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('torch imported:', 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("dlm-bench ") and "Usage: dlm-bench" in result.stdout
+    modes = next(line for line in result.stdout.splitlines() if line.strip().startswith("mode "))
+    assert "linear_spec_lora" in modes and "diffusion" in modes
+    assert "schema/runner" not in result.stdout and "Powered by Hydra" not in result.stdout
+    assert "torch imported: False" in result.stdout
+
+
+def test_a_dry_run_lists_every_cell_with_its_key_and_fate_and_writes_nothing(tmp_path):
+    assert run_cli("sweep=single", "sweep.name=d", f"results_dir={tmp_path}", *FAST).returncode == 0  # tiny-dlm ar
+    before = sorted(tmp_path.rglob("*"))
+    result = run_cli("--dry-run", "-m", "sweep=single", "model=tiny-dlm,qwen3-8b", "mode=ar,diffusion", "sweep.name=d",
+                     f"results_dir={tmp_path}", *FAST)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("[")]
+    assert [(line[0], line[1], line[3]) for line in lines] == [
+        ("[1/4]", "reuse", "tiny-dlm_ar_copy_natural"), ("[2/4]", "run", "tiny-dlm_diffusion_copy_natural"),
+        ("[3/4]", "run", "qwen3-8b_ar_copy_natural"), ("[4/4]", "skip", "qwen3-8b_diffusion_copy_natural")]
+    assert all(re.fullmatch(r"[0-9a-f]{16}", line[2]) for line in lines)
+    assert "was trained for modes ['ar']" in result.stdout
+    assert "would run 2, skip 1 (recorded as skipped), reuse 1 complete" in result.stdout
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written: no log, no report, no job folder
+
+
+def test_a_missing_optional_dependency_is_refused_before_any_load_with_the_install_command(tmp_path):
+    # An environment without peft: the import system finds no such module.
+    code = ("import sys; sys.modules['peft'] = None\n"
+            f"sys.argv = ['dlm-bench', '-m', 'sweep=single', 'model=nemotron-labs-diffusion-8b', 'mode=linear_spec_lora', 'task=copy,sort', 'results_dir={tmp_path}']\n"
+            "from harness.cli import main\nmain()")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "nothing was run" in result.stderr and "Traceback" not in result.stderr
+    assert "cell(s) need peft for the draft LoRA" in result.stderr and "pip install -e '.[lora]'" in result.stderr
+    assert result.stderr.count("need peft") == 1 and "2 cell(s) need peft" in result.stderr
+    assert not tmp_path.exists() or not list(tmp_path.rglob("*.parquet"))
+
+
+def test_a_model_that_fails_to_load_is_not_retried_and_the_last_lines_name_the_report_and_verdicts(tmp_path):
+    from harness.report.claims import DEFAULT_CLAIMS, VERDICTS, load_claims
+
+    result = run_cli("-m", "sweep=single", f"model.source={tmp_path / 'missing'}", "mode=ar,diffusion,linear_spec",
+                     "sweep.name=m", f"results_dir={tmp_path}", *FAST)
+    assert result.returncode == 1
+    assert (result.stdout + result.stderr).count("loading model") == 1
+    errors = pd.read_parquet(tmp_path / "m").sort_values("mode")["error"].tolist()
+    first = [e for e in errors if "not retried" not in e]
+    assert len(first) == 1 and sum("not retried" in e for e in errors) == 2
+    reason = first[0].strip().splitlines()[-1].split(": ", 1)[1]
+    assert all(reason in e for e in errors)  # the same one-line reason in every cell
+    tail = result.stdout.strip().splitlines()
+    claims = load_claims(DEFAULT_CLAIMS)
+    assert tail[-len(claims) - 1] == f"report: {tmp_path / 'm' / '_report' / 'report.html'} (Markdown: report.md, tables: {tmp_path / 'm' / '_report'})"
+    for claim, line in zip(claims, tail[-len(claims):]):
+        name, verdict = line.strip().removeprefix("claim ").split(": ")
+        assert name == claim.id and verdict in VERDICTS
