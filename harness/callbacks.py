@@ -67,9 +67,24 @@ class SweepSummary(Callback):
             raise SystemExit(1)
 
 
+def report_is_current(root: Path) -> bool:
+    """The report exists and is newer than every input: the cell files, the claims, the report code."""
+    from harness.report import REPORT_DIR
+    from harness.report.claims import DEFAULT_CLAIMS
+
+    report = root / REPORT_DIR
+    outputs = [report / "report.html", report / "report.md", report / "claims.csv"]
+    if not all(p.exists() for p in outputs):
+        return False
+    inputs = [*root.glob("*.parquet"), DEFAULT_CLAIMS, *Path(__file__).resolve().parent.joinpath("report").glob("*.py")]
+    return min(p.stat().st_mtime for p in outputs) >= max(p.stat().st_mtime for p in inputs)
+
+
 def summarise_run(run: progress.Run) -> tuple[list[tuple[str, str]], list[str]]:
     """Summary table and report of the run's folder; (failed cells of this run, what went wrong)."""
-    from harness.report import build_report
+    import pandas as pd
+
+    from harness.report import REPORT_DIR, build_report
     from harness.store import read_results
     from harness.summary import failures_of, print_summary
     from harness.sweeper import unwritable_reason
@@ -85,6 +100,14 @@ def summarise_run(run: progress.Run) -> tuple[list[tuple[str, str]], list[str]]:
     if blocked:  # a complete, read-only folder: nothing ran, nothing to write
         log.info("results folder %s is not writable (%s): every cell was complete; the report was not rewritten",
                  run.root, blocked)
+        return failed, problems
+    if not run.launched and report_is_current(run.root):
+        # nothing ran and nothing the report is made from changed since it was written (the plots
+        # are most of a rerun's time); dlm-bench-report rebuilds it on demand
+        html = run.root / REPORT_DIR / "report.html"
+        print(f"report: {html} (up to date: no cell file, claim or report code is newer)")
+        for claim in pd.read_csv(run.root / REPORT_DIR / "claims.csv").itertuples():
+            print(f"  claim {claim.claim}: {claim.verdict}")
         return failed, problems
     try:
         report = build_report(run.root, records=records)

@@ -296,7 +296,7 @@ class PlanningSweeper(Sweeper):
         if benches and model_switches(benches) > distinct - 1:
             log.warning("cells alternate between models (%d loads for %d models): list `model` first in the "
                         "sweep so that it varies slowest", model_switches(benches) + 1, distinct)
-        log.info("plan: %d cells, %d to run, %d already complete", total, len(plan.to_run), total - len(plan.to_run))
+        log.info("plan: %d cells, %d to run, %d with complete results", total, len(plan.to_run), total - len(plan.to_run))
 
     def run_here(self, cells: list[PlannedCell]) -> list[JobReturn]:
         """The basic launcher's loop over configs composed once, in the planning pass."""

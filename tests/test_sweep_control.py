@@ -105,7 +105,7 @@ def test_a_complete_read_only_folder_reruns_to_all_complete_and_a_cell_to_run_is
         rerun = run_cli(*args)
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         output = rerun.stdout + rerun.stderr
-        assert output.count("already complete: not rerun") == 2 and "plan: 2 cells, 0 to run" in output
+        assert output.count("already complete: not rerun") == 2 and "plan: 2 cells, 0 to run, 2 with complete results" in output
         assert "is not writable" in output and "the report was not rewritten" in output
         assert "dlm-bench summary" in rerun.stdout
 
@@ -157,15 +157,17 @@ def test_complete_cells_are_planned_not_launched_and_progress_counts_the_whole_s
     result = run_cli("-m", "sweep=single", "mode=ar,diffusion,linear_spec", "sweep.name=p", f"results_dir={tmp_path}", *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    assert "plan: 3 cells, 2 to run, 1 already complete" in output
+    assert "plan: 3 cells, 2 to run, 1 with complete results" in output
     assert "[2/3] cell tiny-dlm_diffusion_copy_natural" in output and "already complete" in output
     assert "[1/3] elapsed" in output and "[3/3] elapsed" in output  # the launched cells keep their sweep positions
     runs = sorted((tmp_path / "p" / "_hydra").iterdir())
     assert len(runs) == 2 and sorted(p.name for p in runs[1].iterdir() if p.is_dir()) == ["0", "1"]  # two jobs set up
 
     rerun = run_cli("-m", "sweep=single", "mode=ar,diffusion,linear_spec", "sweep.name=p", f"results_dir={tmp_path}", *FAST)
-    assert rerun.returncode == 0 and "plan: 3 cells, 0 to run, 3 already complete" in rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0 and "plan: 3 cells, 0 to run, 3 with complete results" in rerun.stdout + rerun.stderr
     assert len(list((tmp_path / "p" / "_hydra").iterdir())) == 2  # nothing launched: no job folders at all
+    assert "(up to date: no cell file, claim or report code is newer)" in rerun.stdout  # nothing to rebuild
+    assert rerun.stdout.strip().splitlines()[-1].startswith("  claim ")
 
 
 def test_the_plan_composes_every_cell_exactly_as_hydra_does():
