@@ -1,115 +1,120 @@
-"""Hydra callbacks around a sweep: validate every cell first, summarise every cell last.
+"""Hydra callbacks around a run: check a single-run config first, summarise every cell last.
 
-Hydra turns exceptions raised in callbacks into warnings, so these stop a run with SystemExit:
-exit status 2 for a configuration that must not run, 1 when cells of this run failed.
+A sweep (``hydra.mode=MULTIRUN``, every shipped preset, `sweep=single` included) is planned and
+checked by the planning sweeper (harness/sweeper.py); `Preflight` checks the one cell of an
+explicit ``hydra.mode=RUN``. Hydra turns exceptions raised in callbacks into warnings, so these
+stop a run with SystemExit: exit status 2 for a configuration that must not run, 1 when cells of
+this run failed or the summary or the report could not be made.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+import harness.sweeper  # noqa: F401  (registers the planning sweeper in every process Hydra starts)
 from harness import progress
-from harness.config import BenchConfig, ConfigError, to_bench_config
+from harness.config import ConfigError, to_bench_config
 
 log = logging.getLogger("dlm-bench")
 
 
-def sweep_job_overrides(config: DictConfig) -> list[list[str]]:
-    """The override list of every job the basic sweeper will launch, in launch order."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    params = config.hydra.sweeper.get("params") or {}
-    arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
-    overrides = OverridesParser.create().parse_overrides(arguments)
-    return [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
-
-
-def model_switches(cells: list[BenchConfig]) -> int:
-    """How many times consecutive cells change model (each switch is a model load)."""
-    keys = [(c.model.source, c.model.revision, c.model.dtype) for c in cells]
-    return sum(a != b for a, b in zip(keys, keys[1:]))
-
-
 class Preflight(Callback):
-    """Composes and validates every cell of a sweep before the first model loads.
-
-    Hydra itself catches unknown groups and options; this adds the dataclasses' own checks
-    (value ranges, mode parameters, unknown tasks), the sweep-level rules and, when the cells run
-    on this machine (the basic launcher), the hardware check (the detected device must match each
-    cell's hardware profile), so a typo in the last cell of a long sweep fails in seconds rather
-    than hours in. Under a cluster launcher the submitting host is not the GPU node: each job
-    checks itself.
-    """
+    """Validates the cell of a single run (``hydra.mode=RUN``) before anything is written."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        progress.announce_sweep(1)
+        from harness.cell import make_cell
+        from harness.sweeper import refuse, results_root
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from hydra import compose
-
-        from harness.hardware import check_hardware
-
-        problems, cells = [], []
-        jobs = sweep_job_overrides(config)
-        local = "BasicLauncher" in str(config.hydra.launcher.get("_target_", ""))
-        for job in jobs:
-            try:
-                bench = to_bench_config(compose(config_name=config.hydra.job.config_name, overrides=job))
-                cells.append(bench)
-                if local:
-                    check_hardware(bench.hardware, bench.runner)
-            except ConfigError as exc:
-                problems.append(f"  {' '.join(job)}\n    -> {exc}")
-        if not problems and "SlurmLauncher" in str(config.hydra.launcher.get("_target_", "")):
-            profiles = sorted({c.hardware.name for c in cells})
-            if len(profiles) > 1:
-                problems.append(f"  one SLURM sweep per hardware profile: this one mixes {profiles}, but its jobs "
-                                "all go to one partition; run a sweep per hardware=...")
-        if problems:
-            print(f"dlm-bench: {len(problems)} problem(s) in a sweep of {len(jobs)} cells (nothing was run):", file=sys.stderr)
-            print("\n".join(problems), file=sys.stderr)
-            raise SystemExit(2)
-        distinct = len({(c.model.source, c.model.revision, c.model.dtype) for c in cells})
-        switches = model_switches(cells)
-        if switches > distinct - 1:
-            log.warning("cells alternate between models (%d loads for %d models): list `model` first in the "
-                        "sweep so that it varies slowest", switches + 1, distinct)
-        progress.announce_sweep(len(jobs))
-        log.info("preflight: %d cells validated, %d model(s)", len(jobs), distinct)
+        try:
+            bench = to_bench_config(config)
+        except ConfigError as exc:
+            refuse("invalid configuration", [f"  {exc}"])
+        progress.announce_run(results_root(bench), [make_cell(bench).key], [0])
 
 
 class SweepSummary(Callback):
     """Prints the summary table of the sweep folder, writes its report, sets the exit status."""
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._summarise(config)
+        self._summarise()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._summarise(config)
+        self._summarise()
 
-    def _summarise(self, config: DictConfig) -> None:
-        from harness.report import write_report
-        from harness.store import read_results
-        from harness.summary import failures_since, print_summary
-
-        folder = Path(config.results_dir) / config.sweep.name
-        if not folder.exists():
+    def _summarise(self) -> None:
+        run = progress.current
+        if run is None or not run.root.exists():
             return
-        records = read_results(folder)  # once: the summary, the report and the exit status share it
-        print_summary(folder, records)
-        log.info("report: %s", write_report(folder, records))
-        failed = failures_since(records, float(os.environ.get(progress.STARTED, time.time())))
+        try:
+            failed, problems = summarise_run(run)
+        except Exception as exc:  # anything else: still a run that did not end well
+            failed, problems = [], [f"the end-of-sweep summary failed: {type(exc).__name__}: {exc}"]
         if failed:
             print(f"dlm-bench: {len(failed)} cell(s) failed in this run:", file=sys.stderr)
             for label, reason in failed:
-                print(f"  {label}: {reason.strip().splitlines()[-1]}", file=sys.stderr)
+                print(f"  {label}: {reason.strip().splitlines()[-1] if reason.strip() else '(no reason recorded)'}",
+                      file=sys.stderr)
+        for problem in problems:
+            print(f"dlm-bench: {problem}", file=sys.stderr)
+            progress.note_in_sweep_log(problem, logging.ERROR)
+        if failed or problems:
             raise SystemExit(1)
+
+
+def report_is_current(root: Path) -> bool:
+    """The report exists and is newer than every input: the cell files, the claims, the report code."""
+    from harness.report import REPORT_DIR
+    from harness.report.claims import DEFAULT_CLAIMS
+
+    report = root / REPORT_DIR
+    outputs = [report / "report.html", report / "report.md", report / "claims.csv"]
+    if not all(p.exists() for p in outputs):
+        return False
+    inputs = [*root.glob("*.parquet"), DEFAULT_CLAIMS, *Path(__file__).resolve().parent.joinpath("report").glob("*.py")]
+    return min(p.stat().st_mtime for p in outputs) >= max(p.stat().st_mtime for p in inputs)
+
+
+def summarise_run(run: progress.Run) -> tuple[list[tuple[str, str]], list[str]]:
+    """Summary table and report of the run's folder; (failed cells of this run, what went wrong)."""
+    import pandas as pd
+
+    from harness.report import REPORT_DIR, build_report
+    from harness.store import read_results
+    from harness.summary import failures_of, print_summary
+    from harness.sweeper import unwritable_reason
+
+    records = read_results(run.root)  # once: the summary, the report and the exit status share it
+    failed = failures_of(records, run.keys)
+    problems = []
+    try:
+        print_summary(run.root, records)
+    except Exception as exc:
+        problems.append(f"the summary table failed: {type(exc).__name__}: {exc}")
+    blocked = unwritable_reason(run.root) if not run.launched else None
+    if blocked:  # a complete, read-only folder: nothing ran, nothing to write
+        log.info("results folder %s is not writable (%s): every cell was complete; the report was not rewritten",
+                 run.root, blocked)
+        return failed, problems
+    if not run.launched and report_is_current(run.root):
+        # nothing ran and nothing the report is made from changed since it was written (the plots
+        # are most of a rerun's time); dlm-bench-report rebuilds it on demand
+        html = run.root / REPORT_DIR / "report.html"
+        print(f"report: {html} (up to date: no cell file, claim or report code is newer)")
+        for claim in pd.read_csv(run.root / REPORT_DIR / "claims.csv").itertuples():
+            print(f"  claim {claim.claim}: {claim.verdict}")
+        return failed, problems
+    try:
+        report = build_report(run.root, records=records)
+    except Exception as exc:
+        problems.append(f"the report could not be written: {type(exc).__name__}: {exc}")
+        return failed, problems
+    print(f"report: {report.html} (Markdown: {report.markdown.name}, tables: {report.folder})")
+    for verdict in report.verdicts:
+        print(f"  claim {verdict.claim.id}: {verdict.verdict}")
+    return failed, problems

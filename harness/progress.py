@@ -1,12 +1,15 @@
-"""Progress a person can follow on long sweeps, and one log file per sweep.
+"""Progress a person can follow on long sweeps, one log file per sweep, and what this run is.
 
 Between cells: `[k/N] elapsed, ETA` (`position`). Inside a cell: `CellProgress` logs samples done,
 output tokens/s and the cell's ETA at its first result and then every `DLM_BENCH_PROGRESS_S` seconds
 (default 30), plain log lines so that a SLURM log shows them too.
 
-The preflight callback knows the sweep's size and start time before the first cell; it exports
-them through the environment, which every job inherits (the basic launcher runs jobs in this
-process; submitit's local and SLURM executors copy the environment into each job).
+The planning sweeper (harness/sweeper.py) knows the sweep's cells before the first one runs; it
+exports the count, the start time and the sweep positions of the cells it launches through the
+environment, which every job inherits (the basic launcher runs jobs in this process; submitit's
+local and SLURM executors copy the environment into each job). In this process it also keeps
+`current`: this run's results folder and cell keys, from which the exit status and the
+interruption message are counted.
 """
 
 from __future__ import annotations
@@ -14,10 +17,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 TOTAL = "DLM_BENCH_SWEEP_CELLS"
 STARTED = "DLM_BENCH_SWEEP_STARTED"
+# Sweep positions (0-based) of the launched cells, in launch order: job k is cell POSITIONS[k]. Left
+# unset past MAX_POSITIONS_CHARS (an environment string is limited to 128 KiB on Linux); the
+# position shown is then the job's own number.
+POSITIONS = "DLM_BENCH_SWEEP_POSITIONS"
+MAX_POSITIONS_CHARS = 64_000
 LOG_FILE = "_logs/sweep.log"
 INTERVAL = "DLM_BENCH_PROGRESS_S"
 DEFAULT_INTERVAL_S = 30.0
@@ -25,20 +34,41 @@ DEFAULT_INTERVAL_S = 30.0
 log = logging.getLogger("dlm-bench")
 
 
-def announce_sweep(total: int) -> None:
-    os.environ[TOTAL] = str(total)
+@dataclass
+class Run:
+    root: Path  # <results_dir>/<sweep>
+    keys: list[str]  # every cell key of this run, complete ones included
+    launched: int  # how many of them this run runs
+
+
+current: Run | None = None
+
+
+def announce_run(root: Path, keys: list[str], launched: list[int]) -> None:
+    global current
+    current = Run(Path(root), list(keys), len(launched))
+    os.environ[TOTAL] = str(len(keys))
     os.environ[STARTED] = str(time.time())
+    text = ",".join(map(str, launched))
+    if len(text) <= MAX_POSITIONS_CHARS:
+        os.environ[POSITIONS] = text
+    else:
+        os.environ.pop(POSITIONS, None)
 
 
 def position(job_num: int | None) -> str:
-    """'[k/N] elapsed 3m10s, ETA 12m' for the cell about to run (job_num is 0-based)."""
+    """'[k/N] elapsed 3m10s, ETA 12m' for the cell about to run (job_num: 0-based, among launched cells)."""
     total = os.environ.get(TOTAL)
     if job_num is None or total is None:
         return ""
-    done, total = job_num, int(total)
+    text = os.environ.get(POSITIONS)
+    launched = [int(p) for p in text.split(",") if p] if text is not None else None
+    where = launched[job_num] if launched and job_num < len(launched) else job_num
+    remaining_of = len(launched) if launched else int(total)
     elapsed = time.time() - float(os.environ.get(STARTED, time.time()))
-    eta = f", ETA {_duration(elapsed / done * (total - done))}" if done else ""
-    return f"[{done + 1}/{total}] elapsed {_duration(elapsed)}{eta}"
+    # the ETA extrapolates from the launched cells done so far; complete cells take no time
+    eta = f", ETA {_duration(elapsed / job_num * (remaining_of - job_num))}" if job_num else ""
+    return f"[{where + 1}/{total}] elapsed {_duration(elapsed)}{eta}"
 
 
 class CellProgress:
@@ -88,6 +118,34 @@ def attach_sweep_log(folder: Path) -> None:
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
     log.addHandler(handler)
+
+
+def complete_count(run: Run) -> int:
+    """How many of the run's cells have complete results now (read from the folder)."""
+    from harness.store import ResultStore
+
+    store = ResultStore(run.root.parent, run.root.name)
+    done = 0
+    for key in run.keys:
+        try:
+            done += store.is_complete(key)
+        except Exception:  # an unreadable file is not a complete cell
+            pass
+    return done
+
+
+def interruption_line() -> str:
+    if current is None:
+        return "interrupted before the sweep's cells were planned: nothing was run; rerun the same command"
+    return (f"interrupted: {complete_count(current)} of {len(current.keys)} cells complete; "
+            "rerun the same command to resume")
+
+
+def note_in_sweep_log(message: str, level: int = logging.WARNING) -> None:
+    """Write a line to the sweep log only (the console gets it from the caller)."""
+    for handler in log.handlers:
+        if getattr(handler, "baseFilename", None):
+            handler.handle(log.makeRecord(log.name, level, __file__, 0, message, None, None))
 
 
 def _duration(seconds: float) -> str:

@@ -100,11 +100,10 @@ def print_summary(folder: Path, records: pd.DataFrame | None = None) -> pd.DataF
     return summary
 
 
-def failures_since(records: pd.DataFrame, since_epoch: float) -> list[tuple[str, str]]:
-    """(cell label, reason) of cells that failed as a whole and started at or after `since_epoch`."""
+def failures_of(records: pd.DataFrame, cell_keys: list[str]) -> list[tuple[str, str]]:
+    """(cell label, reason) of the given cells that failed as a whole: the exit status of a run counts
+    its own cells only, so a concurrent run's failure in the same folder does not change it."""
     if records.empty:
         return []
-    failed = records[records["status"] == "failed"]
-    started = pd.to_datetime(failed["started_at"], utc=True)
-    recent = failed[started >= pd.Timestamp(since_epoch, unit="s", tz="UTC").floor("s")]
-    return [(f"{r.model} {r.mode} {r.task} {r.context}", r.error or "") for r in recent.itertuples()]
+    failed = records[(records["status"] == "failed") & records["cell_key"].isin(set(cell_keys))]
+    return [(f"{r.model} {r.mode} {r.task} {r.context}", r.error or "") for r in failed.itertuples()]

@@ -40,8 +40,15 @@ class ModelCache:
         self.capacity = capacity
         self.loads = 0
         self._entries: OrderedDict[tuple, LoadedModel] = OrderedDict()
+        # (source, revision, dtype) -> the one-line reason its load failed: every later cell of the
+        # sweep that needs it fails at once with that reason instead of retrying (a hub timeout
+        # costs tens of seconds a cell)
+        self.failures: dict[tuple, str] = {}
 
     def get(self, key: tuple, load) -> LoadedModel:
+        model = (key[0], key[1], key[3])
+        if model in self.failures:
+            raise RuntimeError(f"{self.failures[model]} (failed earlier in this sweep: not retried)")
         if key in self._entries:
             self._entries.move_to_end(key)
             return self._entries[key]
@@ -51,7 +58,11 @@ class ModelCache:
                 torch.cuda.empty_cache()
         self.loads += 1
         log.info("loading model %s (load #%d in this process)", key[0], self.loads)
-        self._entries[key] = load()
+        try:
+            self._entries[key] = load()
+        except Exception as exc:
+            self.failures[model] = f"model {key[0]} could not be loaded: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            raise RuntimeError(self.failures[model]) from exc
         return self._entries[key]
 
 
