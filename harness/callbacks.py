@@ -85,17 +85,19 @@ def summarise_run(run: progress.Run) -> tuple[list[tuple[str, str]], list[str]]:
     import pandas as pd
 
     from harness.report import REPORT_DIR, build_report
-    from harness.store import read_results
+    from harness.store import kept_failures, read_results, set_aside_files
     from harness.summary import failures_of, print_summary
     from harness.sweeper import unwritable_reason
 
     records = read_results(run.root)  # once: the summary, the report and the exit status share it
-    failed = failures_of(records, run.keys)
+    failed = failures_of(records, run.keys) + kept_failures(run.root, run.keys, run.started)
     problems = []
     try:
         print_summary(run.root, records)
     except Exception as exc:
         problems.append(f"the summary table failed: {type(exc).__name__}: {exc}")
+    for moved in set_aside_files(run.root, since=run.started):  # named in the log when moved, and here
+        print(f"set aside ({moved.kind}): {moved.original} -> {moved.path.name}")
     blocked = unwritable_reason(run.root) if not run.launched else None
     if blocked:  # a complete, read-only folder: nothing ran, nothing to write
         log.info("results folder %s is not writable (%s): every cell was complete; the report was not rewritten",

@@ -21,7 +21,7 @@ from harness.hardware import check_hardware, hardware_columns, run_device_type
 from harness.prompts import build_samples, within_positions
 from harness.telemetry import open_cell_telemetry
 from harness.records import SCHEMA_VERSION
-from harness.store import CellState, ResultStore
+from harness.store import CellState, ResultStore, note_kept_failure
 from harness.tasks import columns as task_columns
 from harness.tasks import get_task
 from runners import SkipCell, get_runner
@@ -149,6 +149,8 @@ def record_cell_outcome(store: ResultStore, cell: Cell, base: dict, status: str,
     if keep is not None:
         log.warning("cell %s %s on its rerun: kept its complete file %s (the %s row is not written)",
                     cell.label, status, keep.name, status)
+        if status == "failed":
+            note_kept_failure(store.root, cell.key, cell.label, reason)
         return {"status": status, "reason": reason, "file": str(keep), "kept": str(keep)}
     path = store.write_cell(cell.key, cell.label, [{**base, "status": status, "error": reason}], metadata=cell_metadata(cell))
     if status == "skipped":

@@ -39,14 +39,16 @@ class Run:
     root: Path  # <results_dir>/<sweep>
     keys: list[str]  # every cell key of this run, complete ones included
     launched: int  # how many of them this run runs
+    started: float = 0.0  # epoch seconds: when this process began, before the plan set anything aside
 
 
 current: Run | None = None
+PROCESS_STARTED = time.time()
 
 
 def announce_run(root: Path, keys: list[str], launched: list[int]) -> None:
     global current
-    current = Run(Path(root), list(keys), len(launched))
+    current = Run(Path(root), list(keys), len(launched), PROCESS_STARTED)
     os.environ[TOTAL] = str(len(keys))
     os.environ[STARTED] = str(time.time())
     text = ",".join(map(str, launched))

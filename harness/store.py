@@ -20,6 +20,7 @@ harness/README.md ("Results store and cell keys") has the rules.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import re
@@ -134,6 +135,9 @@ class ResultStore:
         except OSError as exc:
             log.error("cannot set aside %s cell file %s (%s): %s", kind, path.name, reason, exc)
             return None
+        from harness import progress
+
+        progress.attach_sweep_log(self.root)  # the folder took a rename, so it takes the log too
         log.warning("set aside %s cell file %s as %s: %s", kind, path.name, target.name, reason)
         return target
 
@@ -315,6 +319,32 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     frame = (pa.concat_tables(tables, promote_options="default") if tables else SCHEMA.empty_table()).to_pandas()
     frame.attrs["left_out"] = left_out
     return frame
+
+
+KEPT_FAILURES = "_logs/kept-failures"
+
+
+def note_kept_failure(folder: str | os.PathLike, cell_key: str, label: str, reason: str) -> Path:
+    """A rerun of a complete cell that failed writes no row (the complete file stays), so its failure
+    is noted here, one small JSON file per cell, for the run's exit status (`kept_failures`)."""
+    path = Path(folder) / KEPT_FAILURES / f"{cell_key}.json"
+    note = json.dumps({"cell_key": cell_key, "label": label, "reason": reason, "at": time.time()})
+    atomic_write(path, lambda handle: handle.write(note), mode="w")
+    return path
+
+
+def kept_failures(folder: str | os.PathLike, cell_keys: list[str], since: float) -> list[tuple[str, str]]:
+    """(label, reason) of the given cells whose rerun failed at or after `since` (epoch seconds)."""
+    found = []
+    for key in cell_keys:
+        path = Path(folder) / KEPT_FAILURES / f"{key}.json"
+        try:
+            note = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if note.get("at", 0) >= since:
+            found.append((f"{note['label']} (rerun failed; its complete file was kept)", note.get("reason", "")))
+    return found
 
 
 def set_aside_files(folder: str | os.PathLike, since: float | None = None) -> list[SetAside]:

@@ -188,6 +188,7 @@ def test_a_rerun_sets_a_corrupt_cell_file_aside_and_runs_the_cell_again(tmp_path
         if not extra:
             assert f"set aside corrupt cell file {path.name} as .{path.name}.corrupt-" in log
             assert "already complete" not in log
+            assert f"set aside (corrupt): {path.name} -> .{path.name}.corrupt-" in rerun.stdout  # the summary names it too
     assert validate(tmp_path / "single").ok and len(pd.read_parquet(path)) == 1
     aside = [p.name for p in (tmp_path / "single").iterdir() if ".corrupt-" in p.name]
     assert len(aside) == 1 and (tmp_path / "single" / aside[0]).stat().st_size == 100  # kept, never deleted
@@ -211,6 +212,12 @@ def test_force_with_a_failing_run_keeps_the_complete_file(tmp_path, random_check
     assert forced["status"] == "failed" and forced["kept"] == str(path) and "fell off the bus" in forced["reason"]
     assert path.read_bytes() == before and list((tmp_path / "single").glob("*.parquet")) == [path]
     assert f"kept its complete file {path.name}" in (tmp_path / "single" / "_logs" / "sweep.log").read_text()
+    # The failure still counts for the run's exit status, though it wrote no row.
+    from harness.store import kept_failures
+
+    (label, reason), = kept_failures(tmp_path / "single", [good["key"]], since=0.0)
+    assert "complete file was kept" in label and "fell off the bus" in reason
+    assert kept_failures(tmp_path / "single", [good["key"]], since=time.time() + 1) == []  # an earlier run's
     monkeypatch.undo()
     again = run_cell(single(random_checkpoint, tmp_path, "force=true"))
     assert again["status"] == "ok" and path.read_bytes() != before  # a complete replacement does replace it
