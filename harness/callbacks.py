@@ -18,19 +18,22 @@ from omegaconf import DictConfig
 
 from harness import progress
 from harness.config import BenchConfig, ConfigError, to_bench_config
+from harness.shards import SHARDS_OVERRIDE, expand_shard_jobs
 
 log = logging.getLogger("dlm-bench")
 
 
-def sweep_job_overrides(config: DictConfig) -> list[list[str]]:
-    """The override list of every job the basic sweeper will launch, in launch order."""
+def sweep_job_overrides(config: DictConfig, shards_of=None) -> list[list[str]]:
+    """The override list of every job the sweeper will launch, in launch order; with `shards_of`
+    (job -> its runner.shards), sharded cells expanded as the sweeper expands them."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = config.hydra.sweeper.get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
     overrides = OverridesParser.create().parse_overrides(arguments)
-    return [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+    jobs = [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+    return expand_shard_jobs(jobs, shards_of) if shards_of is not None else jobs
 
 
 def model_switches(cells: list[BenchConfig]) -> int:
@@ -59,7 +62,9 @@ class Preflight(Callback):
         from harness.hardware import check_hardware
 
         problems, cells = [], []
-        jobs = sweep_job_overrides(config)
+        name = config.hydra.job.config_name
+        jobs = sweep_job_overrides(config, lambda job: int(compose(config_name=name, overrides=list(job)).runner.get(
+            SHARDS_OVERRIDE.split(".")[1], 1)))
         local = "BasicLauncher" in str(config.hydra.launcher.get("_target_", ""))
         for job in jobs:
             try:

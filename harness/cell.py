@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass
 
 from harness.config import BenchConfig
 
-# Output locations and rerun switches do not change what a cell measures.
-NOT_IDENTITY = ("results_dir", "force")
+# Output locations, rerun switches and the split into shards (harness/shards.py: every shard of a
+# cell shares its key) do not change what a cell measures. Dotted names are nested fields.
+NOT_IDENTITY = ("results_dir", "force", "task.shard", "runner.shards")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Cell:
 
 def make_cell(bench: BenchConfig) -> Cell:
     identity = {k: v for k, v in asdict(bench).items() if k not in NOT_IDENTITY}
+    for group, _, name in (n.partition(".") for n in NOT_IDENTITY if "." in n):
+        identity.get(group, {}).pop(name, None)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
     label = f"{bench.model.name}_{bench.mode.name}_{bench.task.name}_{bench.context.name}"
     return Cell(bench=bench, key=digest, label=label)

@@ -7,6 +7,7 @@ its traceback. The sweep goes on; the next run retries failed cells and skips co
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import traceback
@@ -15,7 +16,8 @@ from harness import environment, progress
 from harness.cell import Cell, identity_columns, make_cell, skip_reason
 from harness.config import BenchConfig
 from harness.hardware import check_hardware, hardware_columns, run_device_type
-from harness.prompts import build_samples, within_positions
+from harness.prompts import Unfittable, build_samples, within_positions
+from harness.shards import Shard, all_shards, parse_shard, retire_superseded, shard_complete, shard_samples
 from harness.telemetry import open_cell_telemetry
 from harness.records import SCHEMA_VERSION
 from harness.store import ResultStore
@@ -27,16 +29,20 @@ log = logging.getLogger("dlm-bench")
 
 
 def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
-    """Run one cell; returns a small summary: status, key, label, file, counts."""
+    """Run one cell (or one shard of it); returns a small summary: status, key, label, file, counts."""
+    shard = parse_shard(bench.task.shard) if bench.task.shard is not None else None
+    if shard is None and getattr(bench.runner, "shards", 1) > 1:
+        return run_shards_in_turn(bench, job_num)
     cell = make_cell(bench)
     store = ResultStore(bench.results_dir, bench.sweep.name)
     progress.attach_sweep_log(store.root)
     where = progress.position(job_num)
-    summary = {"key": cell.key, "label": cell.label}
-    if store.is_complete(cell.key) and not bench.force:
-        log.info("%s cell %s (%s) already complete: not rerun (force=true reruns it)", where, cell.label, cell.key)
+    name = cell.label if shard is None else f"{cell.label} shard {shard}"
+    summary = {"key": cell.key, "label": cell.label, **({"shard": str(shard)} if shard is not None else {})}
+    if shard_complete(store, cell.key, shard) and not bench.force:
+        log.info("%s cell %s (%s) already complete: not rerun (force=true reruns it)", where, name, cell.key)
         return {**summary, "status": "complete"}
-    log.info("%s cell %s (%s) starting", where, cell.label, cell.key)
+    log.info("%s cell %s (%s) starting", where, name, cell.key)
 
     hardware = check_hardware(bench.hardware, bench.runner)  # refuses a mismatch before any load
     base = {
@@ -47,22 +53,35 @@ def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
         **protocol_columns(bench),
         "started_at": dt.datetime.now(dt.timezone.utc),
         **environment.capture(),
+        "shard": None if shard is None else str(shard),
     }
     runner = get_runner(bench.runner.name)
     try:
         reason = skip_reason(bench, runner.modes)
         if reason:
             raise SkipCell(reason)
-        rows, metadata = collect_rows(bench, runner, base)
+        rows, metadata = collect_rows(bench, runner, base, shard)
     except SkipCell as skip:
-        return {**summary, **record_cell_outcome(store, cell, {**base, **skip.columns}, "skipped", str(skip))}
+        return {**summary, **record_cell_outcome(store, cell, {**base, **skip.columns}, "skipped", str(skip), shard)}
     except Exception as exc:  # a cell that cannot even start is recorded, and the sweep goes on
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]).strip()
-        return {**summary, **record_cell_outcome(store, cell, base, "failed", detail)}
-    path = store.write_cell(cell.key, cell.label, rows, metadata={"cell_config": repr(bench), **metadata})
+        return {**summary, **record_cell_outcome(store, cell, base, "failed", detail, shard)}
+    path = store.write_cell(cell.key, cell.label, rows, metadata={"cell_config": repr(bench), **metadata}, shard=shard)
+    retired = retire_superseded(store, cell.key, shard)
     errors = sum(r.get("status") != "ok" for r in rows)
-    log.info("cell %s done: %d records, %d sample errors -> %s", cell.label, len(rows), errors, path.name)
+    log.info("cell %s done: %d records, %d sample errors -> %s%s", name, len(rows), errors, path.name,
+             f" (replaces {', '.join(p.name for p in retired)})" if retired else "")
     return {**summary, "status": "ok", "rows": len(rows), "errors": errors, "file": str(path)}
+
+
+def run_shards_in_turn(bench: BenchConfig, job_num: int | None) -> dict:
+    """A job for a whole sharded cell (a single run, or a launch the sweep did not expand): its
+    shards one after another in this process, one model load, each resumable on its own."""
+    results = [run_cell(dataclasses.replace(bench, task=dataclasses.replace(bench.task, shard=str(shard))), job_num)
+               for shard in all_shards(bench.runner.shards)]
+    statuses = [r["status"] for r in results]
+    status = next((s for s in ("failed", "ok", "skipped") if s in statuses), "complete")
+    return {"key": results[0]["key"], "label": results[0]["label"], "status": status, "shards": results}
 
 
 def protocol_columns(bench: BenchConfig) -> dict:
@@ -83,16 +102,18 @@ def timing_columns(runner_cfg) -> dict:
     }
 
 
-def record_cell_outcome(store: ResultStore, cell: Cell, base: dict, status: str, reason: str) -> dict:
-    """One row standing for a whole cell that produced no samples."""
+def record_cell_outcome(store: ResultStore, cell: Cell, base: dict, status: str, reason: str,
+                        shard: Shard | None = None) -> dict:
+    """One row standing for a whole cell (or shard) that produced no samples."""
     level = logging.INFO if status == "skipped" else logging.ERROR
-    log.log(level, "cell %s %s: %s", cell.label, status, reason)
-    path = store.write_cell(cell.key, cell.label, [{**base, "status": status, "error": reason}])
+    log.log(level, "cell %s %s: %s", cell.label if shard is None else f"{cell.label} shard {shard}", status, reason)
+    path = store.write_cell(cell.key, cell.label, [{**base, "status": status, "error": reason}], shard=shard)
+    retire_superseded(store, cell.key, shard)
     return {"status": status, "reason": reason, "file": str(path)}
 
 
-def collect_rows(bench: BenchConfig, runner, base: dict) -> tuple[list[dict], dict[str, str]]:
-    """The cell's rows and the metadata for its file (the raw GPU telemetry series)."""
+def collect_rows(bench: BenchConfig, runner, base: dict, shard: Shard | None = None) -> tuple[list[dict], dict[str, str]]:
+    """The cell's (or shard's) rows and the metadata for its file (the raw GPU telemetry series)."""
     task = get_task(bench.task.name)
     if runner.uses_task_samples:
         task.preflight(bench.task)  # e.g. no sandbox for generated code: fail before the model loads
@@ -106,6 +127,8 @@ def collect_rows(bench: BenchConfig, runner, base: dict) -> tuple[list[dict], di
     if runner.uses_task_samples:
         samples = build_samples(task, bench.task, info.tokenizer, bench.context.input_tokens)
         samples = within_positions(samples, info.max_positions, bench.task.max_new_tokens)
+        # after the full list: a shard's samples, ids and batches are those of the unsharded run
+        samples = shard_samples(samples, bench.mode.batch_size, shard, fitted=lambda s: not isinstance(s, Unfittable))
     examples = {s.example.id: s.example for s in samples}
     prompts = {s.example.id: task_columns.prompt_columns(s.example, getattr(s, "prompt_text", None)) for s in samples}
     cell_columns = {

@@ -4,7 +4,8 @@ Files are written atomically (a hidden temporary name in the same folder, fsync,
 so a killed run never leaves a half-written file and a reader never sees one. Hidden and
 ``_``-prefixed entries (temporary files, ``_logs``, ``_report``, ``_hydra``) are ignored by
 pandas / pyarrow, so ``pandas.read_parquet(<results_dir>/<sweep>)`` returns exactly the records.
-A cell is complete when its file exists.
+A cell is complete when its file exists. A sharded cell has a file per shard beside it
+(harness/shards.py: names, completeness, the merge).
 """
 
 from __future__ import annotations
@@ -19,21 +20,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.records import SCHEMA, SCHEMA_VERSION, to_table
+from harness.shards import METADATA_KEY as SHARD_METADATA_KEY
+from harness.shards import Shard, shard_file_name
 
 
 class ResultStore:
     def __init__(self, results_dir: str | os.PathLike, sweep: str):
         self.root = Path(results_dir) / sweep
 
-    def cell_file(self, cell_key: str, label: str) -> Path:
+    def cell_file(self, cell_key: str, label: str, shard: Shard | None = None) -> Path:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label)
-        return self.root / f"{safe}-{cell_key}.parquet"
+        return shard_file_name(self.root / f"{safe}-{cell_key}.parquet", shard)
 
-    def find_cell(self, cell_key: str) -> Path | None:
-        matches = sorted(self.root.glob(f"*-{cell_key}.parquet"))
+    def find_cell(self, cell_key: str, shard: Shard | None = None) -> Path | None:
+        suffix = shard.suffix if shard is not None else ""
+        matches = sorted(self.root.glob(f"*-{cell_key}{suffix}.parquet"))
         return matches[0] if matches else None
 
-    def is_complete(self, cell_key: str) -> bool:
+    def is_complete(self, cell_key: str, shard: Shard | None = None) -> bool:
         """A cell is complete once its file exists and it did not fail as a whole.
 
         A `failed` cell (the model would not load, the server died) is retried by the next run;
@@ -41,7 +45,7 @@ class ResultStore:
         a cell skipped because its engine build cannot serve it (`engine_build_required` set on
         the skipped row): installing that build changes everything, and re-probing takes seconds.
         """
-        path = self.find_cell(cell_key)
+        path = self.find_cell(cell_key, shard)
         if path is None:
             return False
         names = set(pq.read_schema(path).names)
@@ -51,12 +55,15 @@ class ResultStore:
             return all(build is None for build in table.column("engine_build_required").to_pylist())
         return statuses != {"failed"}
 
-    def write_cell(self, cell_key: str, label: str, rows: list[dict], metadata: dict[str, str] | None = None) -> Path:
+    def write_cell(self, cell_key: str, label: str, rows: list[dict], metadata: dict[str, str] | None = None,
+                   shard: Shard | None = None) -> Path:
         table = to_table(rows)
         meta = {**(table.schema.metadata or {}), b"dlm_bench_schema_version": SCHEMA_VERSION.encode()}
         meta.update({k.encode(): v.encode() for k, v in (metadata or {}).items()})
+        if shard is not None:
+            meta[SHARD_METADATA_KEY.encode()] = str(shard).encode()
         table = table.replace_schema_metadata(meta)
-        path = self.cell_file(cell_key, label)
+        path = self.cell_file(cell_key, label, shard)
         atomic_write_parquet(table, path)
         return path
 

@@ -1,8 +1,9 @@
 """`dlm-bench-validate <results folder>`: is this folder a sound set of records?
 
 Checks: every parquet file reads; its schema version is one this harness knows; each cell has
-exactly one file; no (cell, sample, repetition) appears twice; no column outside the schema. Lists
-failed, skipped and errored cells with their reasons. Exit status 0 = sound, 1 = problems.
+exactly one file, or one file per shard of one shard count (harness/shards.py); no (cell, sample,
+repetition) appears twice; no column outside the schema. Lists failed, skipped and errored cells
+with their reasons, and sharded cells with shards still to run. Exit status 0 = sound, 1 = problems.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from harness.records import COLUMN_NAMES, SCHEMA_VERSION
+from harness.shards import CellFile, missing_shards, parse_cell_file, shard_sets_problems
 from harness.store import read_results
 
 KNOWN_MAJOR = SCHEMA_VERSION.split(".")[0]
@@ -28,6 +30,7 @@ class Validation:
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     sample_errors: int = 0
+    incomplete: list[str] = field(default_factory=list)  # sharded cells with shards not yet written
 
     @property
     def ok(self) -> bool:
@@ -38,7 +41,7 @@ def validate(folder: Path) -> Validation:
     result = Validation()
     files = sorted(p for p in folder.rglob("*.parquet") if not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts))
     result.files = len(files)
-    keys_seen: dict[str, Path] = {}
+    cells: dict[str, list[CellFile]] = {}
     for path in files:
         try:
             schema = pq.read_schema(path)
@@ -51,10 +54,13 @@ def validate(folder: Path) -> Validation:
         extra = set(schema.names) - set(COLUMN_NAMES)
         if extra:
             result.problems.append(f"{path.name}: columns outside the schema: {sorted(extra)}")
-        key = path.stem.rsplit("-", 1)[-1]
-        if key in keys_seen:
-            result.problems.append(f"cell {key} has two files: {keys_seen[key].name} and {path.name}")
-        keys_seen[key] = path
+        named = parse_cell_file(path) or CellFile(path, path.stem.rsplit("-", 1)[-1], None)
+        cells.setdefault(named.key, []).append(named)
+    for key, files in cells.items():
+        result.problems += shard_sets_problems(files)
+        missing = missing_shards(files)
+        if missing:
+            result.incomplete.append(f"cell {key}: shard(s) {', '.join(map(str, missing))} not written yet")
     if result.problems:
         return result
     records = read_results(folder)
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     v = validate(args.results)
     print(f"{args.results}: {v.files} cell files, {v.records} records, schema {SCHEMA_VERSION}")
-    for title, lines in (("failed cells", v.failed), ("skipped cells", v.skipped)):
+    for title, lines in (("failed cells", v.failed), ("skipped cells", v.skipped), ("incomplete sharded cells", v.incomplete)):
         if lines:
             print(f"{len(lines)} {title}:")
             print("\n".join(f"  {line}" for line in lines))
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(v.problems)} problem(s):")
         print("\n".join(f"  {p}" for p in v.problems))
         return 1
-    print("sound: one file per cell, no duplicate records")
+    print("sound: one file per cell (or per shard of it), no duplicate records")
     return 0
 
 
