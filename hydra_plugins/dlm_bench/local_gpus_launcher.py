@@ -13,7 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
@@ -60,11 +60,13 @@ class LocalGpusLauncher(Launcher):
 
         with open(context, "wb") as handle:  # what every worker needs to compose and run its job
             cloudpickle.dump({"hydra_context": self.hydra_context, "config": self.config, "singleton": Singleton.get_state(),
-                         "task": self.task_function}, handle)
+                              "task": self.task_function}, handle)
         log.info("local-gpus: %d job(s) over %d device(s) %s; logs in %s", len(job_overrides), len(devices), devices, folder)
         jobs = {initial_job_idx + i: list(o) for i, o in enumerate(job_overrides)}
 
-        def start(num: int, device: str) -> Tuple[subprocess.Popen, Path, Path, str]:
+        results: Dict[int, JobReturn] = {}
+
+        def start(num: int, device: str) -> Worker:
             spec, result, out = (folder / f"job{num}{suffix}" for suffix in (".json", ".result.pkl", ".log"))
             result.unlink(missing_ok=True)
             spec.write_text(json.dumps({"num": num, "overrides": jobs[num], "device": device}))
@@ -73,23 +75,38 @@ class LocalGpusLauncher(Launcher):
             with open(out, "wb") as sink:
                 proc = subprocess.Popen([sys.executable, "-m", WORKER, str(context), str(spec), str(result)],
                                         env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-            return proc, result, out, device
+            return Worker(num, device, proc, result, out)
 
-        def done(handle) -> bool:
-            return handle[0].poll() is not None
+        def done(worker: Worker) -> bool:
+            if worker.proc.poll() is None:
+                return False
+            results[worker.num] = outcome = collect_result(worker, jobs[worker.num])
+            value = outcome._return_value
+            status = value.get("status") if isinstance(value, dict) else outcome.status.name.lower()
+            log.info("\t#%d on device %s finished: %s", worker.num, worker.device, status)
+            return True
 
-        def stop(handle) -> None:
-            handle[0].kill()
-            handle[0].wait()
+        def stop(worker: Worker) -> None:
+            worker.proc.kill()
+            worker.proc.wait()
 
-        handles: Dict[int, Tuple] = {}
-        run_pool(list(jobs), devices, lambda num, device: handles.setdefault(num, start(num, device)), done, stop, self.poll_s)
-        return [collect_result(num, jobs[num], *handles[num]) for num in jobs]
+        run_pool(list(jobs), devices, start, done, stop, self.poll_s)
+        return [results[num] for num in jobs]
 
 
-def collect_result(num: int, overrides: List[str], proc: subprocess.Popen, result: Path, out: Path, device: str) -> JobReturn:
-    if proc.returncode == 0 and result.exists():
-        with open(result, "rb") as handle:
+@dataclass
+class Worker:
+    num: int  # Hydra's job number
+    device: str  # its CUDA_VISIBLE_DEVICES
+    proc: subprocess.Popen
+    result: Path
+    out: Path  # its stdout and stderr
+
+
+def collect_result(worker: Worker, overrides: List[str]) -> JobReturn:
+    num, device, proc, out = worker.num, worker.device, worker.proc, worker.out
+    if proc.returncode == 0 and worker.result.exists():
+        with open(worker.result, "rb") as handle:
             payload = pickle.load(handle)
         ret = JobReturn(overrides=overrides, status=JobStatus[payload["status"]], working_dir=payload["working_dir"],
                         task_name=payload["task_name"])

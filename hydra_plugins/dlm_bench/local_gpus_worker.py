@@ -19,6 +19,8 @@ def run_worker(context_file: str, spec_file: str, result_file: str) -> None:
     with open(context_file, "rb") as handle:
         context = pickle.load(handle)
     spec = json.loads(Path(spec_file).read_text())
+    print(f"local-gpus worker: job #{spec['num']}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}",
+          file=sys.stderr, flush=True)
     Singleton.set_state(context["singleton"])
     setup_globals()
     task = context["task"]
