@@ -145,9 +145,11 @@ def collect_rows(bench: BenchConfig, runner, base: dict, shard: Shard | None = N
     rows = []
     telemetry = open_cell_telemetry(run_device_type(bench.hardware, bench.runner), bench.hardware.telemetry_interval_s)
     runner.meter = telemetry
+    meter = progress.CellProgress(total=len(samples) if runner.uses_task_samples else None)
     with telemetry:
         for result in runner.run(bench, info, samples):
             row = {**cell_columns, **result.columns(), **prompts.get(result.sample_id, {})}
+            meter.update(result.sample_id, row.get("new_tokens"))
             example = examples.get(result.sample_id)
             if example is not None:
                 row["reference_answer"] = None if example.answer is None else str(example.answer)

@@ -20,6 +20,8 @@ RULES = {"n": DEFINITIONS["n"], "acc": DEFINITIONS["acc"].split(";")[0], "TPF": 
          "TPF-np": DEFINITIONS["TPF-np"], "vTPF": DEFINITIONS["vTPF"], "acc_len": DEFINITIONS["acc_len"],
          "q/fwd": DEFINITIONS["q/fwd"], "E2E ms": "median over samples of E2E (per-sample median over repetitions)",
          "tok/s sys": DEFINITIONS["tok/s sys"]}
+
+
 def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
     """One line per cell. Every other description column on which cells differ (seed, generation
     limit, batch size, data, ...) is shown too, so that two cells never read as one."""
@@ -37,20 +39,47 @@ def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_summary(summary: pd.DataFrame) -> str:
+    """The table as a person reads it: units on times (850 ms, 1.14 s), thousands separated
+    (1,140 tok/s), and no column that holds nothing but dashes."""
     if summary.empty:
         return "(no records)"
     table = summary.drop(columns=["note"])
-    text = table.to_string(index=False, na_rep="-", formatters={
-        c: (lambda x: "-" if not np.isfinite(x) else f"{x:.3g}") for c in table.columns
-        if pd.api.types.is_float_dtype(table[c]) and c not in ("conc",)})
+    table = table[[c for c in table.columns if not _all_missing(table[c])]]
+    shown = {"E2E ms": "E2E"}  # its values carry their unit
+    formatters = {shown.get(c, c): (_milliseconds if c == "E2E ms" else _number)
+                  for c in table.columns if pd.api.types.is_float_dtype(table[c])}
+    text = table.rename(columns=shown).to_string(index=False, na_rep="-", formatters=formatters)
     notes = summary[summary["note"] != ""]
     lines = [text, "", "How each column is counted:"]
-    lines += [f"  {name:9s} {rule}" for name, rule in RULES.items()]
+    lines += [f"  {shown.get(name, name):9s} {rule}" for name, rule in RULES.items() if name in table.columns]
     if not notes.empty:
         lines += ["", "Skipped or failed cells:"]
         lines += [f"  {r['model']} {r['mode']} {r['task']} {r['context']}: {r['status']}: {r['note'].splitlines()[-1]}"
                   for _, r in notes.iterrows()]
     return "\n".join(lines)
+
+
+def _all_missing(column: pd.Series) -> bool:
+    return bool(column.map(lambda v: v == "-" if isinstance(v, str) else (pd.isna(v) or (isinstance(v, float) and np.isinf(v)))).all())
+
+
+def _number(value: float) -> str:
+    """Three significant figures; 1,000 and above whole, with thousands separated."""
+    if value is None or not np.isfinite(value):
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _milliseconds(value: float) -> str:
+    """A time given in ms, in the unit that reads best: 12.3 ms, 850 ms, 1.14 s, 2m05s."""
+    if value is None or not np.isfinite(value):
+        return "-"
+    if value < 1000:
+        return f"{value:.3g} ms"
+    if value < 60_000:
+        return f"{value / 1000:.3g} s"
+    minutes, seconds = divmod(round(value / 1000), 60)
+    return f"{minutes}m{seconds:02d}s"
 
 
 def print_summary(folder: Path, records: pd.DataFrame | None = None) -> pd.DataFrame:

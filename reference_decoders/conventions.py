@@ -1,6 +1,6 @@
 """The vendor's forward-counting conventions, reproduced from our hook counts.
 
-Reported *beside* our own counts, never instead of them (README, "What it measures"): each vendor
+Reported *beside* our own counts, never instead of them (reference_decoders/README.md): each vendor
 function counts differently, and comparing their ``nfe`` across modes compares different things.
 
 quadratic_spec needs one fact besides the counts. Each step of the vendor's ``self_spec_generate``

@@ -16,10 +16,13 @@ serves both, so the tests exercise the real loader on checkpoints they write the
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 from transformers import AutoTokenizer, Ministral3Config, Ministral3ForCausalLM, Qwen3Config, Qwen3ForCausalLM, PreTrainedTokenizerFast
@@ -221,15 +224,76 @@ def _checkpoint_file(source: str, filename: str, revision: str | None) -> str:
         if not path.exists():
             raise FileNotFoundError(f"{filename} not found in checkpoint directory {source}")
         return str(path)
-    if local.exists() or source.startswith((".", "/")):
+    if local.exists():
         raise FileNotFoundError(f"checkpoint {source!r} is not a directory")
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    if source.startswith((".", "/")):
+        raise FileNotFoundError(f"checkpoint folder {source!r} does not exist; set model.source to the folder "
+                                "holding config.json, or to a Hugging Face hub id")
+    return _hub_file(source, filename, revision)
 
+
+class CheckpointUnavailable(FileNotFoundError):
+    """A hub checkpoint this machine cannot read; the message says why and what to do, on one line."""
+
+
+def _hub_file(source: str, filename: str, revision: str | None) -> str:
+    """`filename` of a hub repository: the local cache first, the hub only when it can answer.
+
+    Asked for a file it cannot fetch, huggingface_hub retries for tens of seconds and then reports a
+    missing file; a cell should instead fail at once with the cause (offline, hub unreachable,
+    gated, no such repository) and the way out.
+    """
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RemoteEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    where = f"{source}@{revision or 'main'}"
+    try:
+        return hf_hub_download(source, filename, revision=revision, local_files_only=True)
+    except LocalEntryNotFoundError:
+        pass
+    fix = (f"download it where there is network (hf download {source}{f' --revision {revision}' if revision else ''}, "
+           "into the HF_HOME the run uses) or set model.source=<local folder>")
+    if _hub_offline():
+        raise CheckpointUnavailable(f"model {where} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) "
+                                    f"and HF_HUB_OFFLINE is set: {fix}")
+    unreachable = _hub_unreachable(constants.ENDPOINT)
+    if unreachable:
+        raise CheckpointUnavailable(f"model {where} is not in the local Hugging Face cache and the hub is unreachable "
+                                    f"({unreachable}): no network? {fix}")
     try:
         return hf_hub_download(source, filename, revision=revision)
-    except EntryNotFoundError as exc:
-        raise FileNotFoundError(f"{filename} not found in hub repository {source}@{revision or 'main'}") from exc
+    except GatedRepoError as exc:
+        raise CheckpointUnavailable(f"model {where} is gated: accept its terms on the hub, log in (hf auth login) "
+                                    "and retry, or set model.source=<local folder>") from exc
+    except RepositoryNotFoundError as exc:
+        raise CheckpointUnavailable(f"no hub repository {source} (or it is private: hf auth login); "
+                                    "check model.source, or set it to a local folder") from exc
+    except RevisionNotFoundError as exc:
+        raise CheckpointUnavailable(f"hub repository {source} has no revision {revision!r}; fix model.revision") from exc
+    except RemoteEntryNotFoundError as exc:
+        raise FileNotFoundError(f"{filename} not found in hub repository {where}") from exc
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import; the environment may have changed since.
+    flags = (os.environ.get(name, "") for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return bool(constants.HF_HUB_OFFLINE) or any(f.strip().upper() in ("1", "ON", "YES", "TRUE") for f in flags)
+
+
+def _hub_unreachable(endpoint: str, timeout_s: float = 3.0) -> str | None:
+    """Why the hub's host cannot be reached (DNS, refused, timeout), or None when a TCP connection opens."""
+    url = urlsplit(endpoint)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except socket.gaierror as exc:
+        return f"DNS lookup of {host} failed: {exc.strerror or exc}"
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def load_tokenizer(source: str, revision: str | None = None):

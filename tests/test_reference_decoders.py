@@ -1,4 +1,4 @@
-"""The reference decoders against the published algorithms (README, "The decoding modes").
+"""The reference decoders against the published algorithms (reference_decoders/README.md, "The decoding modes").
 
 Tiny random Qwen3 and Ministral3 models in float64 (argmax ties would make comparisons flaky in
 lower precision). Equalities are exact token-for-token; counts are derived by hand from the
