@@ -16,7 +16,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from harness.contracts import ACCEPTANCE_RULES, BATCHED_MODES, MODES, RUNNERS
+from harness.contracts import ACCEPTANCE_RULES, BACKENDS, BATCHED_MODES, COMPILED_BATCHED_MODES, MODES, RUNNERS
 from harness.shards import parse_shard
 
 FAMILIES = ("auto", "qwen3", "ministral3", "nemotron_labs_diffusion")
@@ -123,11 +123,15 @@ class ReferenceRunnerConfig:
     max_repetitions: int = 20
     time_forwards: bool = True  # per-forward time through the counting hook (CUDA events on a GPU, host clock on CPU)
     sample_timeout_s: Optional[float] = None  # a decode running longer becomes an error record
+    # eager = transformers + DynamicCache (the reference); compiled = static KV cache + forwards
+    # compiled per query shape, same tokens and forward counts (reference_decoders/README.md, "Fast path")
+    backend: str = "eager"
     shards: int = 1  # jobs each cell is split into (harness/shards.py); not part of the cell key
 
     def __post_init__(self):
         _choice(self.name, "runner.name", RUNNERS)
         _choice(self.device, "runner.device", DEVICES)
+        _choice(self.backend, "runner.backend", BACKENDS)
         _check_repetitions(self)
         _check_shards(self)
         _require(self.sample_timeout_s is None or self.sample_timeout_s > 0, "runner.sample_timeout_s",
@@ -364,12 +368,18 @@ class TaskConfig:
     # Run generated code with in-process limits only where no kernel sandbox (bubblewrap) can be
     # set up; without it such a cell fails before the model loads, saying why (lm-eval's gate).
     allow_unsafe_code: bool = False
+    # A data row that does not parse or lacks a column the task reads: fail (the cell fails, naming
+    # file and line) | skip (left out, counted in task_rows_skipped)
+    on_bad_row: str = "fail"
     # Run one shard of the cell's samples, i/N 0-based (harness/shards.py); not part of the cell key.
     # runner.shards=N sets these for you, one job per shard.
     shard: Optional[str] = None
 
     def __post_init__(self):
         from harness.tasks import REGISTRY
+        from harness.tasks.data import ON_BAD_ROW
+
+        _choice(self.on_bad_row, "task.on_bad_row", ON_BAD_ROW)
 
         if self.shard is not None:
             try:
@@ -427,6 +437,10 @@ class BenchConfig:
         if getattr(self.runner, "name", None) == "vendor":
             _require(self.model.trust_remote_code, "model.trust_remote_code",
                      "runner=vendor executes the checkpoint's own Python code; opt in with model.trust_remote_code=true")
+        if getattr(self.runner, "backend", None) == "compiled" and self.mode.batch_size > 1:
+            _require(self.mode.name in COMPILED_BATCHED_MODES, "mode.batch_size",
+                     f"runner.backend=compiled decodes {self.mode.name} at batch 1 only (batched compiled modes: "
+                     f"{', '.join(COMPILED_BATCHED_MODES)}); use mode.batch_size=1 or runner.backend=eager")
         if getattr(self.runner, "name", None) == "vllm" and self.mode.name == "diffusion" and self.mode.threshold is not None:
             # vLLM's DiffusionConfig declares confidence_threshold with gt=0, lt=1 (and takes its log)
             _require(0.0 < self.mode.threshold < 1.0, "mode.threshold",

@@ -10,11 +10,18 @@ In a single call of a few minutes on a GPU machine it
    query lengths 1, 8 and 32 over a 1K-token cache through the timing runner, next to the
    profile's memory-bandwidth and compute floors;
 5. runs a two-cell sweep (ar, linear_spec on the tiny model) through the real CLI, with telemetry;
+6. runs the four decoders with ``backend="compiled"`` (static KV cache, CUDA graphs) against eager
+   on the tiny model: float64 must give the same tokens and forward counts; bf16 is reported as
+   the share of tokens before the first disagreement (tolerance: informational, no verdict);
+7. runs `reference_decoders.benchmark` (ar and linear_spec on the tiny model, eager and compiled;
+   then the 8B shapes with random bf16 weights at q = 1, 8, 32, batch 1, against the bandwidth floor);
 
 and prints a short human table, then one machine-readable line ``GPU_CHECK_JSON {...}``.
 
 ``--dry-run`` runs the same steps on the CPU with tiny shapes and without NVML (the tests run it):
 the roofline step then uses nominal CPU figures (20 GB/s, 1 TFLOP/s) that are stated in the output.
+Steps 6 and 7 are skipped in the dry run, saying so: compiling on two CPU cores takes minutes, and
+tests/test_compiled_backend.py covers the compiled backend on the CPU.
 """
 
 from __future__ import annotations
@@ -235,12 +242,54 @@ def check_sweep(env: dict, workdir: Path) -> dict:
 # -- the report ----------------------------------------------------------------------------------
 
 
+# -- 6. the compiled backend against eager ----------------------------------------------------------
+
+
+def check_compiled(device: str, new_tokens: int = 32) -> list[dict]:
+    from reference_decoders import generate
+    from reference_decoders.tiny import tiny_model
+
+    prompt = torch.randint(2, 120, (1, 16), generator=torch.Generator().manual_seed(0)).to(device)
+    params = {"max_new_tokens": new_tokens, "eos_token_ids": ()}
+    modes = [("ar", {}), ("diffusion", {"block_length": 8, "threshold": 0.9}),
+             ("linear_spec", {"block_length": 8}), ("quadratic_spec", {"block_length": 4})]
+    rows = []
+    for dtype in (torch.float64, torch.bfloat16):
+        model = tiny_model("qwen3", vocab_size=128, block_size=8, peakiness=5.0, dtype=dtype).to(device)
+        for mode, extra in modes:
+            eager = generate(model, prompt, mode, **params, **extra)
+            compiled = generate(model, prompt, mode, backend="compiled", **params, **extra)
+            timed = generate(model, prompt, mode, backend="compiled", **params, **extra)  # all shapes warm
+            eager_timed = generate(model, prompt, mode, **params, **extra)
+            agree = next((i for i, (a, b) in enumerate(zip(eager.tokens, compiled.tokens)) if a != b),
+                         min(len(eager.tokens), len(compiled.tokens)))
+            rows.append({
+                "mode": mode, "dtype": str(dtype).removeprefix("torch."), "tokens": len(eager.tokens),
+                "same_tokens": compiled.tokens == eager.tokens, "same_forwards": compiled.forwards == eager.forwards,
+                "agreeing_prefix": agree / max(1, len(eager.tokens)), "compile_s": compiled.compile_seconds,
+                "eager_e2e_ms": eager_timed.emit_seconds[-1] * 1e3, "compiled_e2e_ms": timed.emit_seconds[-1] * 1e3,
+            })
+    return rows
+
+
+# -- 7. the decoder benchmark ----------------------------------------------------------------------
+
+
+def check_benchmark(device: str) -> dict:
+    from reference_decoders import benchmark
+
+    return benchmark.main(["--device", device, "--gpu", "--modes", "ar", "linear_spec", "--repeats", "5"])
+
+
 def run_checks(dry_run: bool, workdir: Path) -> dict:
     record: dict = {"dry_run": dry_run, "errors": {}}
     steps = [("environment", lambda: check_environment(dry_run)), ("nvml", lambda: check_nvml(dry_run)),
              ("decoders", lambda: check_decoders(record["environment"]["device"], 12 if dry_run else 32)),
              ("roofline", lambda: check_roofline(record["environment"], workdir)),
              ("sweep", lambda: check_sweep(record["environment"], workdir))]
+    skipped = {"skipped": "dry run: compiling on the CPU is covered by tests/test_compiled_backend.py"}
+    steps += [("compiled", lambda: skipped if dry_run else check_compiled(record["environment"]["device"])),
+              ("benchmark", lambda: skipped if dry_run else check_benchmark(record["environment"]["device"]))]
     for name, step in steps:
         started = time.perf_counter()
         try:
@@ -249,8 +298,10 @@ def run_checks(dry_run: bool, workdir: Path) -> dict:
             record[name] = None
             record["errors"][name] = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-1500:]
         record.setdefault("step_seconds", {})[name] = round(time.perf_counter() - started, 2)
+    compiled = record.get("compiled") if isinstance(record.get("compiled"), list) else []
     record["ok"] = not record["errors"] and all(
-        r["lossless_vs_ar"] is not False for r in record.get("decoders") or [])
+        r["lossless_vs_ar"] is not False for r in record.get("decoders") or []) and all(
+        r["same_tokens"] and r["same_forwards"] for r in compiled if r["dtype"] == "float64")
     return record
 
 
@@ -297,6 +348,22 @@ def format_report(record: dict) -> str:
             lines.append(f"  {c['mode']:12s} {c['status']:7s} {_fmt(c['tpf']):>5s} {_fmt(c['tokens_per_s']):>8s} {_fmt(c['e2e_ms_median']):>8s} "
                          f"{_fmt(c['energy_j']):>8s} {_fmt(c['joules_per_token']):>8s} {_fmt(c['power_mean_w']):>7s} "
                          f"{_fmt(c['sm_clock_mean_mhz']):>7s}  {c['timing']}")
+    if isinstance(record.get("compiled"), list):
+        lines.append("")
+        lines.append("compiled backend vs eager, tiny qwen3 (static KV cache + torch.compile; E2E of a second, warm run; "
+                     "float64 must match exactly, bf16 agreement is informational):")
+        lines.append(f"  {'mode':15s} {'dtype':9s} {'same tokens':>11s} {'same fwds':>9s} {'agree':>6s} {'compile s':>9s} "
+                     f"{'eager ms':>9s} {'compiled ms':>11s}")
+        for r in record["compiled"]:
+            lines.append(f"  {r['mode']:15s} {r['dtype']:9s} {str(r['same_tokens']):>11s} {str(r['same_forwards']):>9s} "
+                         f"{r['agreeing_prefix']:6.0%} {_fmt(r['compile_s']):>9s} {r['eager_e2e_ms']:9.2f} "
+                         f"{r['compiled_e2e_ms']:11.2f}")
+    for name in ("compiled", "benchmark"):
+        if isinstance(record.get(name), dict) and "skipped" in record[name]:
+            lines.append(f"{name}: skipped ({record[name]['skipped']})")
+    if isinstance(record.get("benchmark"), dict) and "gpu_roofline" in record["benchmark"]:
+        lines.append("benchmark: its own tables are printed above this report; 8B-shape floor fractions "
+                     + ", ".join(f"q={q}: {r['floor_fraction']:.0%}" for q, r in record["benchmark"]["gpu_roofline"]["rows"].items()))
     for name, error in record["errors"].items():
         lines.append(f"FAILED {name}: {error.splitlines()[-1] if error else ''}")
     lines.append(f"overall: {'ok' if record['ok'] else 'NOT OK'}; step seconds {record.get('step_seconds')}")

@@ -31,12 +31,15 @@ class Column:
 _IDENTITY = [
     Column("schema_version", pa.string(), "version of this schema"),
     Column("sweep", pa.string(), "sweep name (results/<sweep>/)"),
-    Column("cell_key", pa.string(), "hash of the resolved cell config, output paths excluded"),
+    Column("cell_key", pa.string(), "16 hex digits hashing the resolved cell config (output paths excluded), then 8 hashing "
+           "the task version and the content of a local data source and checkpoint (harness/README.md)"),
     Column("status", pa.string(), "ok | error (sample failed) | skipped (cell cannot run) | failed (cell failed)"),
     Column("error", pa.string(), "error text (or skip reason) when status is not ok"),
     Column("model", pa.string(), "model config name"),
     Column("model_source", pa.string(), "hub id, local path or builtin:<name>"),
-    Column("model_revision", pa.string(), "configured revision (null = default branch)"),
+    Column("model_revision", pa.string(), "the checkpoint loaded: a hub id's commit, as its revision (configured value in the "
+           "file's cell_config) resolved in the local hub cache (null: not visible there); a local folder's "
+           "sha256:<content fingerprint> (harness/README.md)"),
     Column("model_family", pa.string(), "architecture the weights ran on (qwen3, ministral3, nemotron_labs_diffusion)"),
     Column("model_dtype", pa.string(), "weight dtype"),
     Column("model_parameters", pa.int64(), "parameter count of the loaded model (draft LoRA included)"),
@@ -55,6 +58,9 @@ _IDENTITY = [
     Column("draft_lora_tensors", pa.int64(), "saved tensors of the draft LoRA loaded onto the model: all of them, or the cell "
            "fails before its first sample (null = no adapter loaded)"),
     Column("runner", pa.string(), "reference | vendor | vllm | sglang"),
+    Column("backend", pa.string(), "how the reference runner ran the model (runner.backend): eager (transformers, "
+           "DynamicCache; the reference) | compiled (static KV cache, forwards compiled per query shape; same tokens "
+           "and forward counts); null for other runners"),
     Column("hardware", pa.string(), "configured hardware profile"),
     Column("hardware_detected", pa.string(), "device name detected at run time"),
     Column("hardware_mismatch_allowed", pa.bool_(), "the run was allowed on a device not matching the profile"),
@@ -167,6 +173,8 @@ _ACCURACY = [
     Column("dataset_source", pa.string(), "hub dataset id, local path, or generated:seed=N"),
     Column("dataset_revision", pa.string(), "hub commit, or sha256:<hex> of the local files (null: generated)"),
     Column("dataset_split", pa.string(), "<config>/<split> the examples were read from"),
+    Column("task_rows_skipped", pa.int64(), "data rows left out because they did not parse or lacked a column the task "
+           "reads (task.on_bad_row=skip; 0 = none; null: the runner read no task data)"),
     Column("sample_category", pa.string(), "the dataset's grouping of the sample (SPEED-Bench category, MATH subject and level, needle depth)"),
     Column("prompt_tokens_o200k", pa.int64(), "prompt text (before any chat template) in tiktoken o200k_base tokens, SPEED-Bench's count (null: o200k_base not loadable)"),
     Column("correct_strict", pa.bool_(), "the protocol's second verdict: lm-eval GSM8K strict-match (`#### N`; `correct` is "
@@ -184,6 +192,10 @@ _TIMING = [
     Column("forward_timing_method", pa.string(), "how forward_seconds were taken: cuda_event | perf_counter (null = not timed)"),
     Column("forward_cache_tokens", pa.list_(pa.int64()), "KV-cache entries each forward read (batch rows x cached length)"),
     Column("timing_warmup", pa.int64(), "untimed warm-up runs before timing (runner.warmup; not recorded)"),
+    Column("compile_s", pa.float64(), "compiled backend: seconds spent compiling since the previous recorded decode (in "
+           "untimed warm-up decodes: runner.warmup, and one before any decode that is the first to need a shape), in "
+           "none of this row's times; rows of one batch share it, and a cell's first decode carries its warm-up's; "
+           "0 = every shape was already compiled; null = eager or another runner"),
     Column("timing_min_repetitions", pa.int64(), "timed repetitions: at least this many (runner.min_repetitions) ..."),
     Column("timing_min_duration_s", pa.float64(), "... and until this many seconds were spent (runner.min_duration_s)"),
     Column("timing_max_repetitions", pa.int64(), "cap on timed repetitions (runner.max_repetitions)"),

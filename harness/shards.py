@@ -181,9 +181,10 @@ def shard_complete(store, cell_key: str, shard: Shard | None) -> bool:
 
 
 def retire_superseded(store, cell_key: str, written: Shard | None) -> list[Path]:
-    """After a complete write, delete the cell's files that now hold its samples twice: shard files
-    once an unsharded file is complete, and the unsharded file and other shard sets once every
-    shard of this N is. Until then the old form stays (a rerun that fails loses nothing)."""
+    """After a complete write, set aside (the store's hidden `.superseded-` rename, never a delete)
+    the cell's files that now hold its samples twice: shard files once an unsharded file is
+    complete, and the unsharded file and other shard sets once every shard of this N is. Until then
+    the old form stays (a rerun that fails loses nothing). Returns the set-aside paths."""
     files = cell_files(store.root, cell_key)
     if written is None:
         if not store.is_complete(cell_key):
@@ -193,6 +194,6 @@ def retire_superseded(store, cell_key: str, written: Shard | None) -> list[Path]
         if not all(store.is_complete(cell_key, s) for s in all_shards(written.count)):
             return []
         stale = [f.path for f in files if f.shard is None or f.shard.count != written.count]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
+    form = "unsharded" if written is None else f"{written.count} shards"
+    moved = [store.set_aside(path, "superseded", f"cell {cell_key} is complete as {form}") for path in stale]
+    return [path for path in moved if path is not None]

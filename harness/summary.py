@@ -60,7 +60,15 @@ def format_summary(summary: pd.DataFrame) -> str:
 
 
 def _all_missing(column: pd.Series) -> bool:
-    return bool(column.map(lambda v: v == "-" if isinstance(v, str) else (pd.isna(v) or (isinstance(v, float) and np.isinf(v)))).all())
+    return bool(column.map(_missing).all())
+
+
+def _missing(value) -> bool:
+    if isinstance(value, str):
+        return value == "-"
+    if isinstance(value, (list, tuple, np.ndarray)):  # a list-valued setting (stop strings) is a value, even empty
+        return False
+    return bool(pd.isna(value)) or (isinstance(value, float) and np.isinf(value))
 
 
 def _number(value: float) -> str:

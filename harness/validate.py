@@ -1,9 +1,11 @@
 """`dlm-bench-validate <results folder>`: is this folder a sound set of records?
 
-Checks: every parquet file reads; its schema version is one this harness knows; each cell has
-exactly one file, or one file per shard of one shard count (harness/shards.py); no (cell, sample,
-repetition) appears twice; no column outside the schema. Lists failed, skipped and errored cells
-with their reasons, and sharded cells with shards still to run. Exit status 0 = sound, 1 = problems.
+Checks: every parquet file reads; its schema version is one this harness knows; no column outside
+the schema and every column of the schema's type (`harness.store.check_schema`, the check the
+readers and the report apply too); each cell has exactly one file, or one file per shard of one
+shard count (harness/shards.py); no (cell, sample, repetition) appears twice. Lists failed,
+skipped and errored cells with their reasons, sharded cells with shards still to run, and files
+set aside (corrupt, superseded). Exit status 0 = sound, 1 = problems.
 """
 
 from __future__ import annotations
@@ -13,13 +15,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from harness.records import COLUMN_NAMES, SCHEMA_VERSION
+from harness.records import SCHEMA_VERSION
+from harness.store import check_file, read_results, result_files, set_aside_files
 from harness.shards import CellFile, missing_shards, parse_cell_file, shard_sets_problems
-from harness.store import read_results
-
-KNOWN_MAJOR = SCHEMA_VERSION.split(".")[0]
 
 
 @dataclass
@@ -30,6 +28,7 @@ class Validation:
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     sample_errors: int = 0
+    set_aside: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)  # sharded cells with shards not yet written
 
     @property
@@ -39,31 +38,26 @@ class Validation:
 
 def validate(folder: Path) -> Validation:
     result = Validation()
-    files = sorted(p for p in folder.rglob("*.parquet") if not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts))
+    files = result_files(folder)
     result.files = len(files)
     cells: dict[str, list[CellFile]] = {}
     for path in files:
-        try:
-            schema = pq.read_schema(path)
-        except Exception as exc:
-            result.problems.append(f"{path.name}: unreadable parquet ({exc})")
-            continue
-        version = (schema.metadata or {}).get(b"dlm_bench_schema_version", b"?").decode()
-        if version.split(".")[0] != KNOWN_MAJOR:
-            result.problems.append(f"{path.name}: schema version {version}, this harness reads {KNOWN_MAJOR}.x")
-        extra = set(schema.names) - set(COLUMN_NAMES)
-        if extra:
-            result.problems.append(f"{path.name}: columns outside the schema: {sorted(extra)}")
+        _, problems = check_file(path)
+        result.problems += problems
         named = parse_cell_file(path) or CellFile(path, path.stem.rsplit("-", 1)[-1], None)
         cells.setdefault(named.key, []).append(named)
-    for key, files in cells.items():
-        result.problems += shard_sets_problems(files)
-        missing = missing_shards(files)
+    for key, cell_files in cells.items():
+        result.problems += shard_sets_problems(cell_files)
+        missing = missing_shards(cell_files)
         if missing:
             result.incomplete.append(f"cell {key}: shard(s) {', '.join(map(str, missing))} not written yet")
+    for sweep in sorted({p.parent for p in files} | {folder}):
+        result.set_aside += [f"{s.path.relative_to(folder)} ({s.kind}, set aside {s.when:%Y-%m-%d %H:%M:%S} UTC)"
+                             for s in set_aside_files(sweep)]
     if result.problems:
         return result
     records = read_results(folder)
+    result.problems += records.attrs.get("left_out", [])  # data pages that do not read
     result.records = len(records)
     if records.empty:
         return result
@@ -91,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         if lines:
             print(f"{len(lines)} {title}:")
             print("\n".join(f"  {line}" for line in lines))
+    if v.set_aside:
+        print(f"{len(v.set_aside)} file(s) set aside (hidden; not records):")
+        print("\n".join(f"  {line}" for line in v.set_aside))
     if v.sample_errors:
         print(f"{v.sample_errors} sample records with status error (see the error column)")
     if v.problems:

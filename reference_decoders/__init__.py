@@ -6,15 +6,19 @@
 
 `model` is a stock transformers causal LM (Qwen3ForCausalLM, Ministral3ForCausalLM, ...), optionally
 a peft model carrying the draft LoRA. Every forward is counted by a hook on the model.
+``backend="compiled"`` runs the same decoders over a static KV cache and compiled forwards
+(reference_decoders/adapter.py; README "Fast path").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
 
-from harness.contracts import BATCHED_MODES, FORWARD_KINDS, SPECULATIVE_MODES
+from harness.contracts import BACKENDS, BATCHED_MODES, COMPILED_BATCHED_MODES, FORWARD_KINDS, SPECULATIVE_MODES
+from reference_decoders import adapter as adapters
 from reference_decoders.adapter import ModelAdapter
 from reference_decoders.ar import ar_generate
 from reference_decoders.conventions import RULES as VENDOR_NFE_RULES
@@ -27,7 +31,7 @@ from reference_decoders.params import MODES, DecodeParams
 from reference_decoders.quadratic_spec import quadratic_spec_generate
 from reference_decoders.sampling import Sampler
 
-__all__ = ["generate", "generate_batch", "GenerateResult", "DecodeParams", "MODES", "FORWARD_KINDS"]
+__all__ = ["generate", "generate_batch", "GenerateResult", "DecodeParams", "MODES", "FORWARD_KINDS", "BACKENDS"]
 
 DECODERS = {
     "ar": ar_generate,
@@ -37,33 +41,65 @@ DECODERS = {
 }
 
 
-def generate(model, prompt_ids: torch.Tensor, mode: str, *, time_forwards: bool = True, **params) -> GenerateResult:
+def generate(model, prompt_ids: torch.Tensor, mode: str, *, time_forwards: bool = True, backend: str = "eager", **params) -> GenerateResult:
     """Decode one prompt ``prompt_ids [1, n]`` in ``mode``; see `DecodeParams` for the parameters."""
     if prompt_ids.dim() != 2 or prompt_ids.shape[0] != 1:
         raise ValueError(f"prompt_ids must be [1, n], got {tuple(prompt_ids.shape)}; use generate_batch for several prompts")
-    return generate_batch(model, [prompt_ids[0].tolist()], mode, time_forwards=time_forwards, **params)[0]
+    return generate_batch(model, [prompt_ids[0].tolist()], mode, time_forwards=time_forwards, backend=backend, **params)[0]
 
 
-def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards: bool = True, **params) -> list[GenerateResult]:
-    """Decode several prompts together (left-padded); ``ar`` and ``diffusion`` only.
+def generate_batch(
+    model, prompts: list[list[int]], mode: str, *, time_forwards: bool = True, backend: str = "eager", **params
+) -> list[GenerateResult]:
+    """Decode several prompts together (left-padded), in any mode.
 
-    Forward counts are those of the whole batch: each result carries the same ``forwards``.
+    Forward counts are those of the whole batch: each result carries the same ``forwards``;
+    acceptance lengths are each row's own.
     ``time_forwards`` times every forward through the counting hook (CUDA events on a GPU, host
-    time on the CPU; `reference_decoders.counting`).
+    time on the CPU; `reference_decoders.counting`). ``backend`` is one of `BACKENDS`; with
+    ``compiled``, a decode whose shapes are new is preceded by one untimed warm-up decode that
+    compiles them, reported as ``compile_seconds`` and kept out of every timing of the result.
     """
     decode_params = resolve_params(model, params)
     decode_params.check(mode)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if len(prompts) > 1 and mode not in BATCHED_MODES:
         raise ValueError(f"mode {mode!r} decodes batch 1 only; batched modes: {', '.join(BATCHED_MODES)}")
+    if backend == "compiled" and len(prompts) > 1 and mode not in COMPILED_BATCHED_MODES:
+        raise ValueError(f"the compiled backend decodes mode {mode!r} at batch 1 only; at batch > 1 it runs "
+                         f"{', '.join(COMPILED_BATCHED_MODES)}; use backend='eager' for batched {mode}")
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
+    if backend == "eager":
+        return decode_batch(model, prompts, mode, decode_params, time_forwards, None, 0.0)
+    compiled = adapters.compiled_model(counting_target(model))
+    n = max(len(p) for p in prompts)
+    block_length = None if mode == "ar" else decode_params.block_length
+    max_positions = adapters.cache_positions(n, decode_params.max_new_tokens, block_length)
+    padded = any(len(p) < n for p in prompts)
+    prefill_length = n + (block_length or 0) if mode == "quadratic_spec" else n
+    # Everything that decides which graphs a decode calls: batch, cache slots, prefill bucket,
+    # block length, padding (a [B, q, q] prefill mask), the draft LoRA's use.
+    shapes = (mode, len(prompts), max_positions, adapters.prefill_bucket(prefill_length), block_length, padded,
+              decode_params.use_draft_adapter)
+    with compiled.installed():
+        # The warm-up decode never stops at EOS, so it reaches every pass kind of the timed one.
+        warm_params = dataclasses.replace(decode_params, eos_token_ids=())
+        compile_seconds = compiled.warm_up(
+            shapes, lambda: decode_batch(model, prompts, mode, warm_params, False, (compiled, max_positions), 0.0))
+        return decode_batch(model, prompts, mode, decode_params, time_forwards, (compiled, max_positions), compile_seconds)
+
+
+def decode_batch(model, prompts, mode, decode_params: DecodeParams, time_forwards: bool, compiled, compile_seconds: float):
+    """One decode with checked parameters; ``compiled`` = (CompiledModel, cache slots) or None for eager."""
     device = next(model.parameters()).device
     prompt_ids, prompt_valid = left_pad(prompts, device)
     generator = torch.Generator(device=device).manual_seed(decode_params.seed)
     sampler = Sampler(decode_params.temperature, generator, decode_params.acceptance)
 
     counter = ForwardCounter(counting_target(model), time_forwards=time_forwards)
-    adapter = ModelAdapter(model, counter)
+    adapter = ModelAdapter(model, counter) if compiled is None else adapters.CompiledAdapter(model, counter, *compiled)
     if device.type == "cuda":
         # Request time starts on an idle device: nothing queued earlier (the prompt's copy, a
         # previous request) is billed to this one. Tokens are final when read back to the host,
@@ -73,7 +109,7 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
     streams = [TokenStream(decode_params.max_new_tokens, decode_params.eos_token_ids, started) for _ in prompts]
     try:
         with torch.inference_mode():
-            accept_lengths = DECODERS[mode](adapter, prompt_ids, prompt_valid, streams, decode_params, sampler)
+            accept_lengths = DECODERS[mode](adapter, prompt_ids, prompt_valid, streams, decode_params, sampler)  # per row
     finally:
         counter.close()
 
@@ -85,7 +121,7 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
             tokens=stream.tokens,
             forwards=forwards,
             query_tokens=query_tokens,
-            accept_lengths=accept_lengths,
+            accept_lengths=row_accept_lengths,
             forward_log=counter.log,
             emit_seconds=stream.emit_seconds,
             emit_counts=stream.emit_counts,
@@ -98,8 +134,10 @@ def generate_batch(model, prompts: list[list[int]], mode: str, *, time_forwards:
             batch_size=len(prompts),
             params=decode_params.as_dict(),
             timing_method="perf_counter+cuda_sync" if device.type == "cuda" else "perf_counter",
+            backend="eager" if compiled is None else "compiled",
+            compile_seconds=None if compiled is None else compile_seconds,
         )
-        for stream in streams
+        for stream, row_accept_lengths in zip(streams, accept_lengths)
     ]
 
 

@@ -19,12 +19,12 @@ def decode_one_token(adapter: ModelAdapter, state, tokens: torch.Tensor, sampler
     return sampler.tokens(logits[:, -1])
 
 
-def ar_generate(adapter, prompt_ids, prompt_valid, streams: list[TokenStream], params: DecodeParams, sampler: Sampler) -> list[int]:
+def ar_generate(adapter, prompt_ids, prompt_valid, streams: list[TokenStream], params: DecodeParams, sampler: Sampler) -> list[list[int]]:
     state, logits = adapter.prefill(prompt_ids, prompt_valid)  # logits [B, V]
     tokens = sampler.tokens(logits)  # [B]
     while True:
         for stream, token in zip(streams, tokens.tolist()):
             stream.emit([token])
         if all(stream.done for stream in streams):
-            return []
+            return [[] for _ in streams]  # no acceptance lengths: nothing is verified
         tokens = decode_one_token(adapter, state, tokens, sampler)

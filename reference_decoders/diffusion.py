@@ -86,7 +86,7 @@ def commit_block(adapter: ModelAdapter, state, block: torch.Tensor, sampler: Sam
     return sampler.tokens(logits[:, -1])
 
 
-def diffusion_generate(adapter, prompt_ids, prompt_valid, streams: list[TokenStream], params: DecodeParams, sampler: Sampler) -> list[int]:
+def diffusion_generate(adapter, prompt_ids, prompt_valid, streams: list[TokenStream], params: DecodeParams, sampler: Sampler) -> list[list[int]]:
     state, logits = adapter.prefill(prompt_ids, prompt_valid)
     seed = sampler.tokens(logits)  # [B]
     B, L = seed.shape[0], params.block_length
@@ -103,5 +103,5 @@ def diffusion_generate(adapter, prompt_ids, prompt_valid, streams: list[TokenStr
         for stream, row in zip(streams, block[:, 1:].tolist()):
             stream.emit(row)
         if all(s.done for s in streams):
-            return []
+            return [[] for _ in streams]  # no acceptance lengths: nothing is verified
         seed = commit_block(adapter, state, block, sampler)

@@ -15,6 +15,7 @@ serves both, so the tests exercise the real loader on checkpoints they write the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -294,6 +295,60 @@ def _hub_unreachable(endpoint: str, timeout_s: float = 3.0) -> str | None:
     except OSError as exc:
         return f"{host}:{port}: {exc.strerror or exc}"
     return None
+
+
+# Checkpoint fingerprints (harness/README.md, "Results store and cell keys"): files up to this size
+# count whole; larger ones (weights) by their size and SAMPLE_BYTES at the start (the safetensors
+# header: names, dtypes, shapes, offsets), the middle and the end.
+WHOLE_FILE_BYTES = 4 << 20
+SAMPLE_BYTES = 1 << 20
+_DIGESTS: dict[tuple, str] = {}
+
+
+def checkpoint_digest(folder: str | Path) -> str:
+    """A content fingerprint of a local checkpoint folder, "sha256:<16 hex>", cached per process
+    for as long as no file's size or mtime changes.
+
+    Every file under the folder counts by its relative name (hidden entries skipped): small files
+    (config.json, tokenizer, safetensors index) whole, weight files by size and three samples.
+    The weights of another training differ throughout, so a checkpoint swapped at the same path
+    changes the samples; an edit confined to unsampled bytes of a weight file goes unseen."""
+    folder = Path(folder).resolve()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(folder).parts))
+    stats = [(p, p.stat()) for p in files]
+    key = (str(folder), tuple((str(p), s.st_size, s.st_mtime_ns) for p, s in stats))
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        for path, stat in stats:
+            digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0".encode())
+            with open(path, "rb") as handle:
+                if stat.st_size <= WHOLE_FILE_BYTES:
+                    digest.update(handle.read())
+                    continue
+                for offset in (0, stat.st_size // 2, stat.st_size - SAMPLE_BYTES):
+                    handle.seek(offset)
+                    digest.update(handle.read(SAMPLE_BYTES))
+        _DIGESTS[key] = f"sha256:{digest.hexdigest()[:16]}"
+    return _DIGESTS[key]
+
+
+def resolved_revision(source: str, revision: str | None = None, cache_dir: str | Path | None = None) -> str | None:
+    """The hub commit `revision` (None: the default branch) of hub repository `source` resolves to
+    in the local hub cache, where loads read it from; a 40-hex revision is its own commit. None
+    when that revision is not in the cache (nothing loaded it on this machine yet)."""
+    if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        path = try_to_load_from_cache(source, "config.json", cache_dir=cache_dir, revision=revision)
+    except Exception:  # not a valid repository id
+        return None
+    if not isinstance(path, str):
+        return None
+    parts = Path(path).parts
+    return parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
 
 
 def load_tokenizer(source: str, revision: str | None = None):

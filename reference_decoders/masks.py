@@ -71,6 +71,42 @@ def with_prefix(query_mask: torch.Tensor, prefix_valid: torch.Tensor) -> torch.T
     return torch.cat([prefix, query_mask], dim=-1)[:, None]
 
 
+@functools.lru_cache(maxsize=32)  # once per (kind, q, device); shared: callers must not modify it
+def shared(kind: str, q: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """A cached read-only copy of `causal` or `bidirectional` (the compiled backend's per-shape masks)."""
+    return {"causal": causal, "bidirectional": bidirectional}[kind](q, device)
+
+
+def pad_query_mask(query_mask: torch.Tensor, padded_length: int) -> torch.Tensor:
+    """[q, q] or [B, q, q] -> [..., Q, Q] for a forward padded at the end to Q tokens.
+
+    Real queries never see the pad tokens; a pad query sees itself only (a fully masked row gives
+    NaN in the next layer, and 0 x NaN would poison the real rows that read nothing from it).
+    """
+    q, Q = query_mask.shape[-1], padded_length
+    if Q == q:
+        return query_mask
+    padded = torch.eye(Q, dtype=torch.bool, device=query_mask.device).expand(*query_mask.shape[:-2], Q, Q).clone()
+    padded[..., :q, :q] = query_mask
+    return padded
+
+
+def in_static_cache(query_mask: torch.Tensor, kept_valid: torch.Tensor, start: int) -> torch.Tensor:
+    """The 4-D mask of one forward over a static KV cache (reference_decoders/static_cache.py).
+
+    query_mask: [q, q] or [B, q, q], the forward's own pattern; its tokens are written at slots
+                start .. start + q - 1
+    kept_valid: [B, M] True at the kept slots (< start) that hold a real token, False elsewhere
+    returns     [B, 1, q, M]: kept slots as `kept_valid`, the forward's slots as `query_mask`,
+                every later slot (stale or empty) hidden
+    """
+    B, M = kept_valid.shape
+    q = query_mask.shape[-1]
+    mask = kept_valid[:, None, None, :].expand(B, 1, q, M).clone()
+    mask[:, :, :, start : start + q] = query_mask if query_mask.dim() == 2 else query_mask[:, None]
+    return mask
+
+
 def block_diffusion_training(
     seq_len: int, block_length: int, offset: int = 0, device: torch.device | str | None = None
 ) -> torch.Tensor:

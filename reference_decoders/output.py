@@ -39,10 +39,13 @@ class TokenStream:
     def remaining(self) -> int:
         return self.max_new_tokens - len(self.tokens)
 
-    def emit(self, new_tokens: list[int]) -> None:
-        """Append tokens that are final; ignores anything after the stream is done."""
+    def emit(self, new_tokens: list[int]) -> int:
+        """Append tokens that are final; ignores anything after the stream is done.
+
+        Returns how many were kept: an acceptance length counts what survives the EOS and
+        max_new_tokens cut (the `accept_lengths` column, harness/records.py)."""
         if self.done:
-            return
+            return 0
         up_to_eos = next((i + 1 for i, t in enumerate(new_tokens) if t in self.eos_token_ids), len(new_tokens))
         self.tokens_untrimmed += up_to_eos
         kept = min(up_to_eos, self.remaining)
@@ -54,6 +57,7 @@ class TokenStream:
             self.finish_reason = "length"
         self.emit_seconds.append(time.perf_counter() - self.started)
         self.emit_counts.append(len(self.tokens))
+        return kept
 
 
 @dataclass
@@ -81,3 +85,7 @@ class GenerateResult:
     # how emit_seconds were taken: host perf_counter from request start to the host readback of
     # each final token; "+cuda_sync" = the device was synchronised at request start
     timing_method: str = "perf_counter"
+    backend: str = "eager"  # harness.contracts.BACKENDS
+    # compiled backend: seconds of the untimed warm-up decode that compiled this decode's shapes
+    # just before it (0.0 = all were warm); never part of emit_seconds. None for eager.
+    compile_seconds: float | None = None

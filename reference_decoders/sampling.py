@@ -100,12 +100,28 @@ class Sampler:
         equals the draft, then the AR token at n; ``speculative`` accepts with min(1, p/q),
         resamples the residual on rejection and draws a bonus token when all are accepted.
         """
-        k = drafts.shape[0]
+        return self.accept_rows(drafts[None], None if draft_probs is None else draft_probs[None], target_logits[None])[0]
+
+    def accept_rows(
+        self,
+        drafts: torch.Tensor,
+        draft_probs: torch.Tensor | None,
+        target_logits: torch.Tensor,
+    ) -> list[tuple[int, int]]:
+        """`accept` for each row of a batch: drafts [B, k], draft_probs [B, k, V], target_logits [B, k+1, V]
+        -> one (n, next token) per row. Rows are verified independently; greedy and ``sample_match``
+        verify all rows with one read-back to the host."""
+        B, k = drafts.shape
         if self.acceptance_rule != "speculative":
-            target = self.tokens(target_logits)  # [k+1]
-            matches = (target[:k] == drafts).long()
-            n = int(matches.cumprod(0).sum())
-            return n, int(target[n])
+            target = self.tokens(target_logits)  # [B, k+1]
+            n = (target[:, :k] == drafts).long().cumprod(-1).sum(-1)  # [B]
+            following = target.gather(-1, n[:, None])[:, 0]  # [B]
+            return list(zip(n.tolist(), following.tolist()))
+        return [self._accept_speculative(drafts[row], draft_probs[row], target_logits[row]) for row in range(B)]
+
+    def _accept_speculative(self, drafts: torch.Tensor, draft_probs: torch.Tensor, target_logits: torch.Tensor) -> tuple[int, int]:
+        """One row of speculative sampling: drafts [k], draft_probs [k, V], target_logits [k+1, V]."""
+        k = drafts.shape[0]
         p = self.probs(target_logits)  # [k+1, V]
         q = draft_probs.float()
         for i in range(k):

@@ -5,7 +5,9 @@ repetitions until both `min_repetitions` and `min_duration_s` are met (capped at
 `max_repetitions`). Each repetition is a record; statistics over repetitions are derived later,
 never stored. Each timed decode runs inside `self.meter.measure()`, so GPU energy is counted over
 exactly the decodes whose tokens are recorded. How each time was taken is in the row
-(`timing_method`, `forward_timing_method`; reference_decoders.counting).
+(`timing_method`, `forward_timing_method`; reference_decoders.counting). `runner.backend` picks
+eager or compiled forwards (the `backend` column); with compiled, a decode that is the first to
+need a shape is preceded by an untimed warm-up decode, reported in `compile_s` and in no time.
 """
 
 from __future__ import annotations
@@ -131,17 +133,19 @@ class ReferenceRunner(Runner):
         for start in range(0, len(fitted), batch_size):
             batch = fitted[start : start + batch_size]
             try:
+                compile_s = None  # compiled backend: compile time since the last recorded decode
                 if start == 0:
                     for _ in range(runner_cfg.warmup):
-                        self.decode(bench, info, batch)
+                        compile_s = _add(compile_s, self.decode(bench, info, batch)[0].compile_seconds)
                 repetition, spent = 0, 0.0
                 while repetition < runner_cfg.min_repetitions or (
                     spent < runner_cfg.min_duration_s and repetition < runner_cfg.max_repetitions
                 ):
                     with self.meter.measure():
                         results = self.decode(bench, info, batch)
+                    compile_s, carried = None, _add(compile_s, results[0].compile_seconds)
                     for sample, result in zip(batch, results):
-                        yield self.to_sample_result(sample, result, repetition, bench)
+                        yield self.to_sample_result(sample, result, repetition, bench, carried)
                     spent += max(r.emit_seconds[-1] for r in results)
                     repetition += 1
             except Exception as exc:  # one failing sample (OOM, timeout, bad output) must not sink the cell
@@ -156,10 +160,11 @@ class ReferenceRunner(Runner):
         prompts = [s.prompt_ids for s in batch]
         with deadline(bench.runner.sample_timeout_s):
             return reference_decoders.generate_batch(
-                self.loaded.model, prompts, bench.mode.name, time_forwards=bench.runner.time_forwards, **params
+                self.loaded.model, prompts, bench.mode.name, time_forwards=bench.runner.time_forwards,
+                backend=bench.runner.backend, **params
             )
 
-    def to_sample_result(self, sample, result, repetition: int, bench) -> SampleResult:
+    def to_sample_result(self, sample, result, repetition: int, bench, compile_s: float | None = None) -> SampleResult:
         tokenizer = self.loaded.tokenizer
         log = result.forward_log
         return SampleResult(
@@ -190,7 +195,13 @@ class ReferenceRunner(Runner):
             draft_adapter_active=result.draft_adapter_active,
             acceptance_rule=result.acceptance_rule,
             batch_size=result.batch_size,
+            extra={"compile_s": compile_s},
         )
+
+
+def _add(total: float | None, seconds: float | None) -> float | None:
+    """Sum of compile seconds where null (eager) stays null."""
+    return total if seconds is None else (total or 0.0) + seconds
 
 
 class SampleTimeout(TimeoutError):

@@ -63,11 +63,6 @@ def test_invalid_values_are_named_with_valid_choices(override, message):
     assert message in str(info.value)
 
 
-def test_batching_a_speculative_mode_is_a_config_error():
-    with pytest.raises(ConfigError, match="mode.batch_size: mode linear_spec decodes batch 1 only"):
-        composed("mode=linear_spec", "mode.batch_size=2")
-
-
 def test_command_line_checks_name_the_key_and_the_choices():
     problems = check_overrides(["mode=difusion", "context=-5", "mode.treshold=0.9", "runner.devce=cpu", "mode=ar,diffusion"])
     assert problems[0].startswith("mode=difusion: no such mode option; choose one of: ar, diffusion, linear_spec")

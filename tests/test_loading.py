@@ -88,7 +88,7 @@ def test_unsupported_checkpoints_are_named(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(ValueError, match="model_type 'llama' is not supported.*qwen3, ministral3, nemotron_labs_diffusion"):
         load_checkpoint(str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="not a directory"):
+    with pytest.raises(FileNotFoundError, match="does not exist; set model.source"):
         load_checkpoint(str(tmp_path / "missing"))
 
 
@@ -196,3 +196,47 @@ def test_the_vendor_layout_runs_end_to_end_with_its_draft_lora(tmp_path, vendor_
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     sampled = pd.read_parquet(tmp_path / "y")
     assert (sampled["status"] == "ok").all() and (sampled["acceptance_rule"] == "sample_match").all()
+
+
+def test_a_checkpoints_fingerprint_follows_its_content_not_its_file_dates(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    import reference_decoders.loading as loading
+    from reference_decoders.loading import checkpoint_digest
+
+    monkeypatch.setattr(loading, "WHOLE_FILE_BYTES", 1024)  # the weights file counts by samples, as a real one would
+    monkeypatch.setattr(loading, "SAMPLE_BYTES", 256)
+    folder = tmp_path / "ckpt"
+    tiny_model("qwen3", vocab_size=64, hidden_size=32, num_layers=1, max_positions=64).save_pretrained(folder)
+    first = checkpoint_digest(folder)
+    assert first.startswith("sha256:") and checkpoint_digest(shutil.copytree(folder, tmp_path / "copy")) == first
+    weights = folder / "model.safetensors"
+    stat = weights.stat()
+    assert stat.st_size > 3 * loading.SAMPLE_BYTES
+    tensors = load_file(weights)
+    save_file({k: v + 0.5 for k, v in tensors.items()}, weights, metadata={"format": "pt"})  # other weights, same shapes
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.stat().st_size == stat.st_size  # same names, size and date: only the content differs
+    loading._DIGESTS.clear()  # as a new process would see it
+    swapped = checkpoint_digest(folder)
+    assert swapped != first
+    (folder / "config.json").write_text((folder / "config.json").read_text().replace('"rms_norm_eps"', '"rms_norm_eps" '))
+    assert checkpoint_digest(folder) not in (first, swapped) and checkpoint_digest(tmp_path / "copy") == first
+
+
+def test_a_hub_revision_resolves_to_the_commit_in_the_local_hub_cache(tmp_path):
+    from reference_decoders.loading import resolved_revision
+
+    commit = "1234567890abcdef1234567890abcdef12345678"
+    repo = tmp_path / "models--someone--model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "config.json").write_text("{}")
+    assert resolved_revision("someone/model", None, cache_dir=tmp_path) == commit
+    assert resolved_revision("someone/model", "main", cache_dir=tmp_path) == commit
+    assert resolved_revision("someone/model", "v2", cache_dir=tmp_path) is None  # never loaded here
+    assert resolved_revision("someone/other", None, cache_dir=tmp_path) is None
+    pinned = "f" * 40
+    assert resolved_revision("someone/model", pinned, cache_dir=tmp_path) == pinned

@@ -62,3 +62,11 @@ def test_a_cell_logs_its_progress_and_the_summary_reads_plainly(tmp_path):
     assert "cell progress: 1/2 samples (1 decodes)" in output
     table = result.stdout[result.stdout.index("dlm-bench summary"):result.stdout.index("How each column is counted")]
     assert not re.search(r"\de[+-]\d", table) and " ms " in table, table
+
+
+def test_a_list_valued_column_that_differs_between_cells_is_shown_not_dropped():
+    # Cells differing only in their stop strings ([] for one, a list for the other, None for a third).
+    table = summary([100.0, 200.0, 300.0], [1.0, 2.0, 3.0])
+    table.insert(6, "stop_strings", [[], ["\n\n"], None])
+    header = format_summary(table).splitlines()[0].split()
+    assert "stop_strings" in header

@@ -375,11 +375,6 @@ def test_batched_decode_equals_one_by_one(model, mode, params):
         assert result.batch_size == 3
 
 
-def test_speculative_modes_refuse_batches(model):
-    with pytest.raises(ValueError, match="batch 1"):
-        generate_batch(model, [[5, 6], [7, 8]], "linear_spec", max_new_tokens=4, block_length=2)
-
-
 @pytest.mark.parametrize("mode", ["ar", "diffusion", "linear_spec", "quadratic_spec"])
 def test_temperature_sampling_is_seeded(model, mode):
     params = {} if mode == "ar" else {"block_length": 4}

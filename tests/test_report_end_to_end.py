@@ -288,3 +288,43 @@ def test_the_notebook_runs_top_to_bottom_on_the_embedded_results(embedded_result
     assert "tok/s sys" in text and "not measured" in text  # the headline table and the claims
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2
+
+
+# --- files written whole, and only sound records in them ------------------------------------
+
+
+def test_report_files_are_written_whole_with_the_umasks_permissions_and_without_refused_files(tmp_path, monkeypatch):
+    import errno
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "sweep"
+    write_cell(folder, "qwen", ar_cell())
+    old = pa.table({"cell_key": ["old"], "status": ["ok"], "model": ["from-0.9"], "sample_id": ["x"]})
+    pq.write_table(old.replace_schema_metadata({"dlm_bench_schema_version": "0.9"}), folder / "old.parquet")
+    umask = os.umask(0o002)
+    try:
+        report = build_report(folder, boot=Bootstrap(resamples=100, seed=0))
+    finally:
+        os.umask(umask)
+    assert list(report.aggregates.cells["cell_key"]) == ["qwen"]  # the 0.9 file validate rejects is not in it
+    written = sorted(p for p in report.folder.iterdir())
+    assert {p.name for p in written} >= {"report.md", "report.html", "summary.csv", "cells.csv"}
+    assert all(p.stat().st_mode & 0o777 == 0o664 for p in written)
+    before = {p.name: p.read_bytes() for p in written}
+
+    real_to_csv = pd.DataFrame.to_csv
+
+    def disk_full(self, handle, **kwargs):  # fault injection: the disk fills halfway through a table
+        real_to_csv(self.head(1), handle, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        build_report(folder, boot=Bootstrap(resamples=100, seed=0))
+    after = {p.name: p.read_bytes() for p in report.folder.iterdir()}
+    assert sorted(after) == sorted(before)  # no temporary left behind
+    tables = [n for n in before if n.endswith((".csv", ".md", ".html"))]
+    assert all(after[n] == before[n] for n in tables)  # the previous tables and text whole (plots are redrawn whole)

@@ -7,12 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from harness.records import SCHEMA_VERSION
-from harness.store import ResultStore
+from harness.store import ResultStore, set_aside_files
 from harness.validate import main as validate_main
 from harness.validate import validate
 from tests.conftest import REPO, run_cli
@@ -141,3 +142,172 @@ def test_validate_reports_duplicates_and_two_files_for_one_cell(tmp_path):
     store.write_cell("abc", "two", [row])
     assert any("has two files" in p for p in validate(tmp_path / "v").problems)
     assert validate_main([str(tmp_path / "v")]) == 1
+
+
+# --- stale, corrupt and forced cells (in-process: run_cell is what each Hydra job runs) ----------
+
+
+def composed(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from harness.cli import CONFIG_DIR
+    from harness.config import to_bench_config
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return to_bench_config(compose(config_name="config", overrides=list(overrides)))
+
+
+def copied_checkpoint(source, target):
+    import shutil
+
+    return shutil.copytree(source, target)
+
+
+def swap_weights(folder):
+    """Another checkpoint at the same path: the same shapes, names and file sizes, other weights."""
+    from safetensors.torch import load_file, save_file
+
+    weights = folder / "model.safetensors"
+    save_file({k: v * 0.5 for k, v in load_file(weights).items()}, weights, metadata={"format": "pt"})
+
+
+def single(checkpoint, results, *extra):
+    return composed("sweep=single", "task.num_samples=1", "runner.warmup=0", f"model.source={checkpoint}",
+                    f"results_dir={results}", *extra)
+
+
+def test_a_rerun_sets_a_corrupt_cell_file_aside_and_runs_the_cell_again(tmp_path, random_checkpoint):
+    args = ["sweep=single", "task.num_samples=1", f"model.source={random_checkpoint}", f"results_dir={tmp_path}"]
+    assert run_cli(*args).returncode == 0
+    path = next((tmp_path / "single").glob("*.parquet"))
+    path.write_bytes(path.read_bytes()[:100])  # torn by something outside the harness (a full disk, a bad copy)
+    for extra in ([], ["--force"]):
+        rerun = run_cli(*args, *extra)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        log = rerun.stdout + rerun.stderr
+        if not extra:
+            assert f"set aside corrupt cell file {path.name} as .{path.name}.corrupt-" in log
+            assert "already complete" not in log
+    assert validate(tmp_path / "single").ok and len(pd.read_parquet(path)) == 1
+    aside = [p.name for p in (tmp_path / "single").iterdir() if ".corrupt-" in p.name]
+    assert len(aside) == 1 and (tmp_path / "single" / aside[0]).stat().st_size == 100  # kept, never deleted
+    assert f"set aside corrupt cell file {path.name}" in (tmp_path / "single" / "_logs" / "sweep.log").read_text()
+
+
+def test_force_with_a_failing_run_keeps_the_complete_file(tmp_path, random_checkpoint, monkeypatch):
+    from harness.execute import run_cell
+    from runners.reference import ReferenceRunner
+
+    good = run_cell(single(random_checkpoint, tmp_path))
+    assert good["status"] == "ok"
+    path = tmp_path / "single" / good["file"].rsplit("/", 1)[-1]
+    before = path.read_bytes()
+
+    def server_died(self, bench):
+        raise RuntimeError("the device fell off the bus")
+
+    monkeypatch.setattr(ReferenceRunner, "prepare", server_died)  # fault injection: the forced rerun breaks
+    forced = run_cell(single(random_checkpoint, tmp_path, "force=true"))
+    assert forced["status"] == "failed" and forced["kept"] == str(path) and "fell off the bus" in forced["reason"]
+    assert path.read_bytes() == before and list((tmp_path / "single").glob("*.parquet")) == [path]
+    assert f"kept its complete file {path.name}" in (tmp_path / "single" / "_logs" / "sweep.log").read_text()
+    monkeypatch.undo()
+    again = run_cell(single(random_checkpoint, tmp_path, "force=true"))
+    assert again["status"] == "ok" and path.read_bytes() != before  # a complete replacement does replace it
+
+
+def test_a_swapped_checkpoint_and_a_changed_data_file_are_not_already_complete(tmp_path, random_checkpoint):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from harness.cell import make_cell
+    from harness.execute import run_cell
+
+    checkpoint = copied_checkpoint(random_checkpoint, tmp_path / "ckpt")
+    data = tmp_path / "test.jsonl"
+    data.write_text("".join(json.dumps({"question": f"{n} + 1?", "answer": f"#### {n + 1}"}) + "\n" for n in range(3)))
+    bench = lambda: single(checkpoint, tmp_path, "task=gsm8k", "task.protocol=lm-eval", "task.few_shot=0",  # noqa: E731
+                           f"task.source={data}", "task.max_new_tokens=4")
+    first = run_cell(bench())
+    assert first["status"] == "ok"
+    assert run_cell(bench())["status"] == "complete"
+    folder = tmp_path / "single"
+    old = pq.read_table(first["file"])
+    assert old.column("model_revision")[0].as_py().startswith("sha256:")  # a local folder: its content fingerprint
+    config = json.loads(pq.read_schema(first["file"]).metadata[b"cell_config"])  # JSON, not a Python repr
+    assert config["model"]["source"] == str(checkpoint) and config["task"]["source"] == str(data)
+
+    swap_weights(checkpoint)
+    swapped = run_cell(bench())
+    assert swapped["status"] == "ok" and swapped["key"] != first["key"]
+    assert swapped["key"][:16] == first["key"][:16]  # the same configuration, another checkpoint
+    assert pq.read_table(swapped["file"]).column("model_revision")[0].as_py() != old.column("model_revision")[0].as_py()
+    assert [p.name for p in folder.glob("*.parquet")] == [swapped["file"].rsplit("/", 1)[-1]]
+    assert [s.kind for s in set_aside_files(folder)] == ["superseded"]  # the stale rows left the results
+
+    data.write_text(data.read_text().replace("#### 3", "#### 4"))
+    changed = run_cell(bench())
+    assert changed["status"] == "ok" and changed["key"] not in (first["key"], swapped["key"])
+    assert len(list(folder.glob("*.parquet"))) == 1 and validate(folder).ok
+    assert make_cell(bench()).key == changed["key"]
+
+
+def test_the_task_version_is_part_of_the_key(random_checkpoint, tmp_path, monkeypatch):
+    from harness.cell import make_cell
+    from harness.tasks import get_task
+
+    before = make_cell(single(random_checkpoint, tmp_path)).key
+    monkeypatch.setattr(type(get_task("copy")), "version", "a-newer-one")
+    assert make_cell(single(random_checkpoint, tmp_path)).key[16:] != before[16:]
+
+
+def test_reusing_a_cell_recorded_by_another_harness_commit_warns(tmp_path, random_checkpoint):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from harness import environment
+    from harness.execute import run_cell
+    from harness.store import atomic_write_parquet
+
+    if environment.capture()["env_git_sha"] is None:
+        pytest.skip("the harness checkout is not a git repository")
+    first = run_cell(single(random_checkpoint, tmp_path))
+    table = pq.read_table(first["file"])
+    other = "0123456789ab" + "0" * 28
+    table = table.set_column(table.schema.get_field_index("env_git_sha"), table.schema.field("env_git_sha"),
+                             pa.array([other] * table.num_rows, pa.string()))
+    atomic_write_parquet(table, Path(first["file"]))
+    reused = run_cell(single(random_checkpoint, tmp_path))
+    assert reused["status"] == "complete" and reused["stored_git_sha"] == other
+    log = (tmp_path / "single" / "_logs" / "sweep.log").read_text()
+    assert f"reused: its rows were recorded by harness commit {other[:12]}, this is " in log
+
+
+def test_a_complete_cell_whose_hub_revision_now_resolves_to_another_commit_is_stale(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from harness.execute import stale_hub_revision
+    from harness.store import CellState
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))  # where loads put the checkpoint
+
+    def downloaded(commit: str) -> None:  # what a load of the default branch leaves in the hub cache
+        repo = cache / "models--someone--model"
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+
+    first, moved = "a" * 40, "b" * 40
+    downloaded(first)
+    bench = single("someone/model", tmp_path)
+    state = CellState(tmp_path / "x.parquet", frozenset({"ok"}), True, None, model_revision=first)
+    assert stale_hub_revision(bench, state) is None
+    downloaded(moved)  # the branch moved, and something downloaded it again
+    assert stale_hub_revision(bench, state) == (
+        f"model someone/model revision (default branch) now resolves to commit {moved}; "
+        f"the stored rows (x.parquet) were recorded with {first}")
+    pinned = single("someone/model", tmp_path, f"model.revision={first}")
+    assert stale_hub_revision(pinned, state) is None  # a pinned commit is what was loaded

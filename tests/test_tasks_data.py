@@ -122,3 +122,47 @@ def test_cut_at_stop_takes_the_earliest_stop_string():
     assert cut_at_stop("a [DONE] b Question: c", ("Question:", "[DONE]")) == ("a ", "[DONE]")
     assert cut_at_stop("no stops here", ("Question:",)) == ("no stops here", None)
     assert cut_at_stop("anything", ()) == ("anything", None)
+
+
+def test_data_errors_name_file_and_line_for_every_row_not_only_the_first(tmp_path):
+    from harness.tasks import get_task
+
+    path = tmp_path / "test.jsonl"
+    lines = [json.dumps({"question": f"q{n}?", "answer": f"#### {n}"}) for n in range(1, 9)]
+    lines[2] = '{"question": "three?", "answer": "#### 3"'  # line 3: the closing brace is missing
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=rf"^{path}:3: not valid JSON: Expecting ',' delimiter"):
+        get_task("gsm8k").examples(cfg(path))
+    lines[2] = json.dumps({"question": "three?", "answer": "#### 3"})
+    lines[6] = json.dumps({"question": "seven?"})  # line 7 lacks the answer; line 1 is sound
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=rf"^{path}:7: missing column 'answer'; GSM8K rows need: question, answer"):
+        get_task("gsm8k").examples(cfg(path))
+    whole = tmp_path / "test.json"
+    whole.write_text('[\n{"question": "a", "answer": "#### 1"},\n{"question": "b" "answer": 2}\n]')
+    with pytest.raises(DatasetError, match=rf"^{whole}:3: not valid JSON"):
+        load_rows(cfg(whole), HUB, columns=("question", "answer"))
+    table = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist([{"question": "a", "answer": "1"}, {"question": "b", "answer": None}]), table)
+    assert len(load_rows(cfg(table), HUB, columns=("question", "answer"))[0]) == 2  # a null is a value, not a missing column
+
+
+def test_bad_rows_are_skipped_and_counted_with_on_bad_row_skip(tmp_path):
+    from harness.config import ConfigError
+    from harness.tasks import get_task
+    from harness.tasks.columns import cell_columns
+
+    path = tmp_path / "test.jsonl"
+    path.write_text("\n".join([json.dumps(ROWS[0]), "not json", json.dumps({"question": "x"}), "[1, 2]",
+                               json.dumps(ROWS[1])]) + "\n")
+    skipping = TaskConfig(name="gsm8k", source=str(path), on_bad_row="skip", protocol="lm-eval", few_shot=0)
+    rows, provenance = load_rows(skipping, HUB, columns=("question", "answer"))
+    assert rows == ROWS and provenance.rows_skipped == 3
+    task = get_task("gsm8k")
+    assert [e.question for e in task.examples(skipping)] == ["one?", "two?"]
+    assert cell_columns(task, skipping, None)["task_rows_skipped"] == 3  # the cell-level column every row carries
+    path.write_text("not json\n")
+    with pytest.raises(DatasetError, match="holds no usable rows for split 'test' \\(1 bad rows skipped\\)"):
+        load_rows(skipping, HUB, columns=("question", "answer"))
+    with pytest.raises(ConfigError, match="task.on_bad_row: 'ignore' is not valid; choose one of: fail, skip"):
+        TaskConfig(name="gsm8k", on_bad_row="ignore")

@@ -134,5 +134,5 @@ def test_an_unknown_protocol_names_the_valid_ones():
 def test_a_malformed_source_names_the_missing_columns(tmp_path):
     wrong = tmp_path / "test.jsonl"
     wrong.write_text('{"question": "q", "solution": "s"}\n')
-    with pytest.raises(DatasetError, match=r"GSM8K rows lack column\(s\) \['answer'\]"):
+    with pytest.raises(DatasetError, match=r"test.jsonl:1: missing column 'answer'; GSM8K rows need: question, answer"):
         GSM8K.examples(TaskConfig(name="gsm8k", source=str(wrong)))

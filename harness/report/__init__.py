@@ -25,7 +25,7 @@ from harness.report.claims import (DEFAULT_CLAIMS, Claim, Verdict, conditions_te
                                    rule_description)
 from harness.report.plots import Plot, draw_all
 from harness.report.render import Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
-from harness.store import read_results
+from harness.store import atomic_write, read_results
 from harness.summary import format_summary, summary_table
 
 # Below this many parameters a model is "tiny": its forwards cost too little for their times to say
@@ -68,12 +68,12 @@ def build_report(folder: str | Path, out: str | Path | None = None, claims: str 
     environment = environment_table(ag.prepared)
 
     summary = summary_table(ag.cells)
-    summary.to_csv(out / "summary.csv", index=False)
-    ag.cells.to_csv(out / "cells.csv", index=False)
-    ag.comparisons.to_csv(out / "comparisons.csv", index=False)
-    ag.crosscheck.to_csv(out / "crosscheck.csv", index=False)
-    claims_frame(verdicts).to_csv(out / "claims.csv", index=False)
-    environment.to_csv(out / "environment.csv", index=False)
+    write_csv(summary, out / "summary.csv")
+    write_csv(ag.cells, out / "cells.csv")
+    write_csv(ag.comparisons, out / "comparisons.csv")
+    write_csv(ag.crosscheck, out / "crosscheck.csv")
+    write_csv(claims_frame(verdicts), out / "claims.csv")
+    write_csv(environment, out / "environment.csv")
 
     title = f"dlm-bench report: {folder.resolve().name}"
     blocks = [Heading(1, title), Paragraph(overview(folder, records, ag))]
@@ -92,9 +92,21 @@ def build_report(folder: str | Path, out: str | Path | None = None, claims: str 
     blocks += not_run_section(ag)
     blocks += definitions_section(ag)
     markdown, html = out / "report.md", out / "report.html"
-    markdown.write_text(to_markdown(blocks))
-    html.write_text(to_html(blocks, title))
+    write_text(to_markdown(blocks), markdown)
+    write_text(to_html(blocks, title), html)
     return Report(out, markdown, html, ag, verdicts, plots, summary)
+
+
+# Every report file is written whole or not at all (a full disk leaves the previous report, not a
+# truncated one): a hidden temporary beside it, then a rename (harness.store.atomic_write).
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    atomic_write(path, lambda handle: frame.to_csv(handle, index=False), mode="w")
+
+
+def write_text(text: str, path: Path) -> None:
+    atomic_write(path, lambda handle: handle.write(text), mode="w")
 
 
 # --- formatting --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from harness.records import CELL_IDENTITY
+from harness.store import atomic_write
 from harness.report.aggregate import Aggregates
 
 # Figures are built without pyplot: no global backend is chosen or changed, so the report runs on
@@ -60,9 +61,10 @@ def draw_all(ag: Aggregates, out: Path) -> list[Plot]:
             continue
         # Each plot sized its margins to its text (`fit`), so each file is drawn once; text stays text
         # in the SVG: selectable, and cheaper to write than glyph paths.
-        result.savefig(png, dpi=100)
+        # Written whole or not at all, as every report file (harness.store.atomic_write).
+        atomic_write(png, lambda handle: result.savefig(handle, format="png", dpi=100))
         with matplotlib.rc_context({"svg.fonttype": "none"}):
-            result.savefig(svg)
+            atomic_write(svg, lambda handle: result.savefig(handle, format="svg"))
         plots.append(Plot(spec.name, spec.title, spec.caption, png, svg))
     return plots
 

@@ -74,6 +74,7 @@ class Provenance:
     source: str  # hub dataset id, local path, or "generated:seed=N"
     revision: str | None  # hub commit, "sha256:<hex>" of local files, or None (generated)
     split: str | None = None  # "<config>/<split>" as loaded
+    rows_skipped: int = 0  # bad rows left out (task.on_bad_row=skip)
 
 
 def with_exemplars(evaluated: Provenance, exemplars: Provenance | None) -> Provenance:
@@ -82,7 +83,8 @@ def with_exemplars(evaluated: Provenance, exemplars: Provenance | None) -> Prove
         return evaluated
     same = evaluated.revision == exemplars.revision  # one hub commit covers both splits
     revision = evaluated.revision if same else f"{evaluated.revision}+{exemplars.revision}"
-    return Provenance(evaluated.source, revision, f"{evaluated.split}+{exemplars.split}")
+    return Provenance(evaluated.source, revision, f"{evaluated.split}+{exemplars.split}",
+                      evaluated.rows_skipped + exemplars.rows_skipped)
 
 
 class Task(ABC):

@@ -36,7 +36,7 @@ from pathlib import Path
 from harness.config import TaskConfig
 from harness.sandbox import SandboxLimits, run_python, sandbox_level
 from harness.tasks.base import Example, Protocol, Provenance, Score, Task, take
-from harness.tasks.data import HubDataset, load_rows, require_columns
+from harness.tasks.data import HubDataset, load_rows
 from harness.tasks.math_reasoning import NEMO_SKILLS_COMMIT
 
 HUMANEVAL_HUB = HubDataset("openai/openai_humaneval", None, "test", revision="7dce6050a7d6d172f3cc5c32aa97f52fa1a2e544")
@@ -118,8 +118,7 @@ class HumanEval(CodeTask):
         return self._load(cfg)[1]
 
     def _load(self, cfg: TaskConfig):
-        rows, provenance = load_rows(cfg, HUMANEVAL_HUB)
-        require_columns(rows, ("task_id", "prompt", "test", "entry_point"), "HumanEval")
+        rows, provenance = load_rows(cfg, HUMANEVAL_HUB, columns=("task_id", "prompt", "test", "entry_point"), dataset="HumanEval")
         return rows, provenance
 
     def examples(self, cfg: TaskConfig) -> list[Example]:
@@ -167,11 +166,11 @@ class MBPP(CodeTask):
         return self._load(cfg)[1]
 
     def _load(self, cfg: TaskConfig):
-        rows, provenance = load_rows(cfg, self.hub(cfg))
         if cfg.protocol == "lm-eval":
-            require_columns(rows, ("task_id", "text", "code", "test_list"), "MBPP (full)")
+            columns, dataset = ("task_id", "text", "code", "test_list"), "MBPP (full)"
         else:
-            require_columns(rows, ("task_id", "prompt", "code", "test_list", "test_imports"), "MBPP+ (evalplus/mbppplus)")
+            columns, dataset = ("task_id", "prompt", "code", "test_list", "test_imports"), "MBPP+ (evalplus/mbppplus)"
+        rows, provenance = load_rows(cfg, self.hub(cfg), columns=columns, dataset=dataset)
         return rows, provenance
 
     def examples(self, cfg: TaskConfig) -> list[Example]:

@@ -33,6 +33,7 @@ def cell_columns(task: Task, cfg: TaskConfig, tokenizer) -> dict:
         "dataset_source": provenance.source,
         "dataset_revision": provenance.revision,
         "dataset_split": provenance.split,
+        "task_rows_skipped": provenance.rows_skipped,
     }
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from harness.config import TaskConfig
 from harness.tasks.base import Example, Protocol, Provenance, Score, Task, take, with_exemplars
-from harness.tasks.data import DatasetError, HubDataset, load_rows, require_columns
+from harness.tasks.data import DatasetError, HubDataset, load_rows
 from harness.tasks.math_grading import (
     GSM8K_FLEXIBLE, GSM8K_STRICT, LM_EVAL_INVALID, exact_match_normalise, last_boxed, math_equal, regex_filter,
 )
@@ -76,8 +76,7 @@ class GSM8K(Task):
         return with_exemplars(self._load(cfg)[1], shots)
 
     def _load(self, cfg: TaskConfig, split: str | None = None):
-        rows, provenance = load_rows(cfg, GSM8K_HUB, split=split)
-        require_columns(rows, ("question", "answer"), "GSM8K")
+        rows, provenance = load_rows(cfg, GSM8K_HUB, split=split, columns=("question", "answer"), dataset="GSM8K")
         return rows, provenance
 
     def examples(self, cfg: TaskConfig) -> list[Example]:
@@ -161,8 +160,8 @@ class MATH500(Task):
         return self._load(cfg)[1]
 
     def _load(self, cfg: TaskConfig):
-        rows, provenance = load_rows(cfg, MATH500_HUB)
-        require_columns(rows, ("problem", "solution", "answer", "subject", "level", "unique_id"), "MATH-500")
+        rows, provenance = load_rows(cfg, MATH500_HUB, columns=("problem", "solution", "answer", "subject", "level", "unique_id"),
+                                     dataset="MATH-500")
         return rows, provenance
 
     def examples(self, cfg: TaskConfig) -> list[Example]:

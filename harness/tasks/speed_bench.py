@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from harness.config import TaskConfig
 from harness.tasks.base import Example, Provenance, Score, Task, take
-from harness.tasks.data import DatasetError, HubDataset, load_rows, require_columns
+from harness.tasks.data import DatasetError, HubDataset, load_rows
 
 REPOSITORY = "nvidia/SPEED-Bench"
 REVISION = "487aa718444e816458d1a0a52bfce7a454285cf4"
@@ -43,8 +43,7 @@ class SpeedBench(Task):
         return self._load(cfg)[1]
 
     def _load(self, cfg: TaskConfig):
-        rows, provenance = load_rows(cfg, self.hub)
-        require_columns(rows, COLUMNS, f"SPEED-Bench {self.config}")
+        rows, provenance = load_rows(cfg, self.hub, columns=COLUMNS, dataset=f"SPEED-Bench {self.config}")
         unresolved = [row["question_id"] for row in rows if any(PLACEHOLDER in turn for turn in row["turns"])]
         if unresolved:
             raise DatasetError(
