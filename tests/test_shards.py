@@ -145,11 +145,13 @@ def test_a_complete_form_of_a_cell_retires_the_other(tmp_path):
     first = store.write_cell("k1", "c", [row("a")], shard=Shard(0, 2))
     assert retire_superseded(store, "k1", Shard(0, 2)) == [] and old.exists()  # kept until its replacement is whole
     store.write_cell("k1", "c", [row("b")], shard=Shard(1, 2))
-    assert retire_superseded(store, "k1", Shard(1, 2)) == [old] and not old.exists()
+    moved = retire_superseded(store, "k1", Shard(1, 2))
+    assert not old.exists() and [p.name.split(".superseded-")[0] for p in moved] == [f".{old.name}"]  # set aside, not deleted
     store.write_cell("k1", "c", [row("a"), row("b")])
     assert len(retire_superseded(store, "k1", None)) == 2 and not first.exists()
     assert validate(tmp_path / "r").ok
     assert sorted(p.name for p in (tmp_path / "r").glob("*.parquet")) == ["c-k1.parquet"]
+    assert len(list((tmp_path / "r").glob(".*.superseded-*"))) == 3
 
 
 # ---- end to end ----------------------------------------------------------------------------------
