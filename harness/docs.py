@@ -88,7 +88,7 @@ def config_groups() -> str:
         if group == "runner":
             schema = ", ".join(s.__name__ for s in RUNNER_SCHEMAS.values())
         elif group == "launcher":
-            schema = "Hydra's launchers (basic, submitit)"
+            schema = "Hydra's launchers (basic, submitit) and local-gpus (harness/local_gpus_launcher.py)"
         else:
             schema = getattr(schema, "__name__", str(schema))
         rows.append((f"`{group}`", schema, ", ".join(f"`{o}`" for o in options)))
