@@ -137,6 +137,19 @@ def test_a_cell_is_complete_when_every_shard_is_and_validate_reads_shard_files(t
     assert any("unsharded file" in p for p in validate(tmp_path / "v").problems)
 
 
+def test_a_failed_shard_fails_the_exit_status_of_its_run(tmp_path):
+    from harness.store import read_results
+    from harness.summary import failures_of
+
+    store = ResultStore(tmp_path, "v")
+    store.write_cell("k1", "c", [row("a")], shard=Shard(0, 2))
+    failed = {**row("b", "failed"), "model": "m", "mode": "ar", "task": "copy", "context": "natural", "error": "oom"}
+    store.write_cell("k1", "c", [failed], shard=Shard(1, 2))
+    records = read_results(tmp_path / "v")
+    assert failures_of(records, ["k1"]) == [("m ar copy natural", "oom")]  # the shard's row carries the cell key
+    assert failures_of(records, ["other"]) == []  # another run's cells: not this run's failure
+
+
 def test_a_complete_form_of_a_cell_retires_the_other(tmp_path):
     from harness.shards import retire_superseded
 
@@ -176,10 +189,25 @@ def test_four_shards_through_submitit_equal_the_unsharded_cell_and_are_one_cell(
     assert v.ok and not v.incomplete
 
 
+def test_the_plan_lists_each_shard_with_its_own_fate(tmp_path):
+    # shard 0/3 run by hand: the dry run of the 3-shard cell reuses it and would run the other two
+    assert run_cli(*CELL[1:], "task.shard=0/3", f"results_dir={tmp_path}").returncode == 0
+    before = sorted(tmp_path.rglob("*"))
+    result = run_cli("--dry-run", *CELL, "runner.shards=3", f"results_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("[")]
+    assert [(line[0], line[1], line[-1]) for line in lines] == [("[1/3]", "reuse", "results)"), ("[2/3]", "run", "1/3"),
+                                                                ("[3/3]", "run", "2/3")]
+    assert len({line[2] for line in lines}) == 1  # one cell key for all three shards
+    assert "shard 0/3" in result.stdout and "would run 2, skip 0 (recorded as skipped), reuse 1 complete" in result.stdout
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 def test_a_killed_shard_reruns_alone(tmp_path):
-    # Each sample is timed for 3 s at least: the third shard is well inside its decode when killed.
+    # Each sample is timed for 3 s at least (max_repetitions lifted: the tiny model's default 20
+    # repetitions take under a second): the third shard is well inside its decode when killed.
     args = [*CELL[:-2], "task.num_samples=3", "mode.batch_size=1", "sweep.name=k", "runner.shards=3",
-            "runner.min_duration_s=3", f"results_dir={tmp_path}"]
+            "runner.min_duration_s=3", "runner.max_repetitions=100000", f"results_dir={tmp_path}"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
