@@ -83,6 +83,8 @@ def config_groups() -> str:
     for group in sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and not p.name.startswith("_")):
         if group == "claims":  # data for the report, not a Hydra group
             continue
+        if group == "hydra":  # Hydra's own groups (the planning sweeper, local-gpus launcher), chosen by the launcher row
+            continue
         options = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
         schema = types.get(group)
         if group == "runner":
