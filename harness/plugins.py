@@ -17,6 +17,8 @@ from hydra.core.plugins import Plugins
 
 def register_plugin(cls: type, alias: str) -> None:
     """Alias `cls`'s module as `alias` in Hydra's plugin namespace and register `cls` with Hydra."""
+    module = sys.modules[cls.__module__]
+    cls.__module__ = alias  # Hydra names a plugin by its class's module
     if alias in sys.modules:
         return
     try:
@@ -25,6 +27,5 @@ def register_plugin(cls: type, alias: str) -> None:
         namespace = types.ModuleType("hydra_plugins")
         namespace.__path__ = []
         sys.modules["hydra_plugins"] = namespace
-    sys.modules[alias] = sys.modules[cls.__module__]
-    cls.__module__ = alias  # Hydra names a plugin by its class's module
+    sys.modules[alias] = module
     Plugins.instance().register(cls)
