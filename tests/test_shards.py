@@ -253,7 +253,10 @@ def test_local_gpus_runs_each_shard_in_a_worker_pinned_to_a_device(tmp_path, uns
 
     again = run_cli(*CELL, f"results_dir={tmp_path}", "launcher=local-gpus", "hydra.launcher.devices=[gpu-a,gpu-b]",
                     "runner.shards=4", timeout=900)
-    assert again.returncode == 0 and (again.stdout + again.stderr).count("finished: complete") == 4
+    # every shard is complete: the planning sweeper launches no worker at all
+    assert again.returncode == 0 and "plan: 4 cells, 0 to run, 4 with complete results" in again.stdout + again.stderr
+    assert "finished:" not in again.stdout + again.stderr
+    assert sorted((tmp_path / "sh" / "_hydra").rglob(".local_gpus/job*.log")) == worker_logs
 
 
 # ---- the local-gpus pool, with fake device lists -------------------------------------------------
