@@ -2,7 +2,7 @@
 
 Each `dlm-bench ...` command of the quickstart is composed the way the CLI composes it (the preset's
 `hydra.sweeper.params` expanded with the command's overrides by the basic sweeper,
-`harness.callbacks.sweep_job_overrides`), every cell is validated by its dataclasses, and the count
+`harness.sweeper.sweep_job_overrides`, as the planning sweeper expands it), every cell is validated by its dataclasses, and the count
 and the value of every named axis must be the ones the line under the command states. A preset and
 its README entry therefore cannot drift apart.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from harness.callbacks import sweep_job_overrides
+from harness.sweeper import sweep_job_overrides
 from harness.config import TaskConfig, register_configs, to_bench_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +55,8 @@ COMMANDS = quickstart_commands()
 
 def cells_of(overrides: list[str]) -> list[list[str]]:
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return sweep_job_overrides(compose(config_name="config", overrides=overrides, return_hydra_config=True))
+        config = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        return sweep_job_overrides(config.hydra.sweeper.get("params"), list(config.hydra.overrides.task))
 
 
 def test_the_quickstart_has_the_claims_sweeps():
@@ -97,3 +98,22 @@ def test_the_readme_states_the_default_sample_count_and_runs_no_synthetic_task_o
     default = next(f.default for f in fields(TaskConfig) if f.name == "num_samples")
     assert f"`task.num_samples={default}`" in README
     assert "task=copy" not in quickstart()
+
+
+def test_the_cli_dry_run_of_the_vendor_claims_command_plans_what_the_readme_states(tmp_path):
+    """The real CLI, `--dry-run`: every cell listed with its key, the README's decode count, nothing written."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")  # the command names launcher=slurm
+    words = next(words for words, _, _ in COMMANDS if "sweep=vendor-claims" in words)
+    result = subprocess.run([sys.executable, "-m", "harness.cli", *words, "--dry-run", f"results_dir={tmp_path}"],
+                            capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    stated = re.search(r"so (\d+) of the (\d+) cells decode", quickstart())
+    decode, total = int(stated[1]), int(stated[2])
+    planned = re.findall(r"^\s*\[\d+/(\d+)\] (run|skip)\s+([0-9a-f]{24}) ", result.stdout, re.M)
+    assert len(planned) == total and {int(n) for n, _, _ in planned} == {total}
+    assert sum(action == "run" for _, action, _ in planned) == decode
+    assert f"would run {decode}, skip {total - decode}" in result.stdout
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
