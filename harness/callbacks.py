@@ -17,7 +17,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-import harness.sweeper  # noqa: F401  (registers the planning sweeper in every process Hydra starts)
+import harness.sweeper  # noqa: F401  (registers dlm-bench's Hydra plugins in every process Hydra starts)
 from harness import progress
 from harness.config import ConfigError, to_bench_config
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from harness.config import BenchConfig, ModelConfig
 
-# Output locations and rerun switches do not change what a cell measures.
-NOT_IDENTITY = ("results_dir", "force")
+# Output locations, rerun switches and the split into shards (harness/shards.py: every shard of a
+# cell shares its key) do not change what a cell measures. Dotted names are nested fields.
+NOT_IDENTITY = ("results_dir", "force", "task.shard", "runner.shards")
 CONFIG_KEY_HEX = 16
 PROVENANCE_KEY_HEX = 8
 
@@ -38,6 +39,8 @@ def _digest(value, n: int) -> str:
 
 def make_cell(bench: BenchConfig) -> Cell:
     identity = {k: v for k, v in asdict(bench).items() if k not in NOT_IDENTITY}
+    for group, _, name in (n.partition(".") for n in NOT_IDENTITY if "." in n):
+        identity.get(group, {}).pop(name, None)
     provenance = cell_provenance(bench)
     config_key = _digest(identity, CONFIG_KEY_HEX)
     label = f"{bench.model.name}_{bench.mode.name}_{bench.task.name}_{bench.context.name}"

@@ -17,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from harness.contracts import ACCEPTANCE_RULES, BACKENDS, BATCHED_MODES, COMPILED_BATCHED_MODES, MODES, RUNNERS
+from harness.shards import parse_shard
 
 FAMILIES = ("auto", "qwen3", "ministral3", "nemotron_labs_diffusion")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
@@ -47,6 +48,10 @@ def _check_repetitions(runner) -> None:
     _require(runner.max_repetitions >= runner.min_repetitions, "runner.max_repetitions",
              f"must be >= min_repetitions ({runner.min_repetitions}), got {runner.max_repetitions}")
     _require(runner.min_duration_s >= 0, "runner.min_duration_s", f"must be >= 0, got {runner.min_duration_s}")
+
+
+def _check_shards(runner) -> None:
+    _require(runner.shards >= 1, "runner.shards", f"must be >= 1 (1 = the cell is one job), got {runner.shards}")
 
 
 @dataclass
@@ -121,12 +126,14 @@ class ReferenceRunnerConfig:
     # eager = transformers + DynamicCache (the reference); compiled = static KV cache + forwards
     # compiled per query shape, same tokens and forward counts (reference_decoders/README.md, "Fast path")
     backend: str = "eager"
+    shards: int = 1  # jobs each cell is split into (harness/shards.py); not part of the cell key
 
     def __post_init__(self):
         _choice(self.name, "runner.name", RUNNERS)
         _choice(self.device, "runner.device", DEVICES)
         _choice(self.backend, "runner.backend", BACKENDS)
         _check_repetitions(self)
+        _check_shards(self)
         _require(self.sample_timeout_s is None or self.sample_timeout_s > 0, "runner.sample_timeout_s",
                  f"must be > 0 or null, got {self.sample_timeout_s}")
 
@@ -137,10 +144,12 @@ class VendorRunnerConfig:
 
     name: str = "vendor"
     device: str = "auto"
+    shards: int = 1  # jobs each cell is split into (harness/shards.py); not part of the cell key
 
     def __post_init__(self):
         _choice(self.name, "runner.name", RUNNERS)
         _choice(self.device, "runner.device", DEVICES)
+        _check_shards(self)
 
 
 @dataclass
@@ -362,12 +371,21 @@ class TaskConfig:
     # A data row that does not parse or lacks a column the task reads: fail (the cell fails, naming
     # file and line) | skip (left out, counted in task_rows_skipped)
     on_bad_row: str = "fail"
+    # Run one shard of the cell's samples, i/N 0-based (harness/shards.py); not part of the cell key.
+    # runner.shards=N sets these for you, one job per shard.
+    shard: Optional[str] = None
 
     def __post_init__(self):
         from harness.tasks import REGISTRY
         from harness.tasks.data import ON_BAD_ROW
 
         _choice(self.on_bad_row, "task.on_bad_row", ON_BAD_ROW)
+
+        if self.shard is not None:
+            try:
+                self.shard = str(parse_shard(self.shard))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
 
         _choice(self.name, "task.name", tuple(sorted(REGISTRY)))
         _require(self.num_samples >= 0, "task.num_samples", f"must be >= 0, got {self.num_samples}")
@@ -408,6 +426,14 @@ class BenchConfig:
 
     def __post_init__(self):
         # Rules between components (each component validated itself already).
+        if self.task.shard is not None:
+            shard = parse_shard(self.task.shard)
+            runner = getattr(self.runner, "name", None)
+            splitting = [n for n, schema in RUNNER_SCHEMAS.items() if "shards" in {f.name for f in fields(schema)}]
+            _require(hasattr(self.runner, "shards"), "task.shard",
+                     f"runner {runner} does not split a cell's samples into shards; runners that do: {', '.join(splitting)}")
+            _require(self.runner.shards in (1, shard.count), "task.shard",
+                     f"{shard} is one of {shard.count} shards, but runner.shards={self.runner.shards}; make them agree")
         if getattr(self.runner, "name", None) == "vendor":
             _require(self.model.trust_remote_code, "model.trust_remote_code",
                      "runner=vendor executes the checkpoint's own Python code; opt in with model.trust_remote_code=true")

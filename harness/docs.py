@@ -83,12 +83,14 @@ def config_groups() -> str:
     for group in sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and not p.name.startswith("_")):
         if group == "claims":  # data for the report, not a Hydra group
             continue
+        if group == "hydra":  # Hydra's own groups (the planning sweeper, local-gpus launcher), chosen by the launcher row
+            continue
         options = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
         schema = types.get(group)
         if group == "runner":
             schema = ", ".join(s.__name__ for s in RUNNER_SCHEMAS.values())
         elif group == "launcher":
-            schema = "Hydra's launchers (basic, submitit)"
+            schema = "Hydra's launchers (basic, submitit) and local-gpus (harness/local_gpus_launcher.py)"
         else:
             schema = getattr(schema, "__name__", str(schema))
         rows.append((f"`{group}`", schema, ", ".join(f"`{o}`" for o in options)))

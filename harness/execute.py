@@ -7,6 +7,7 @@ its traceback. The sweep goes on; the next run retries failed cells and skips co
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -18,7 +19,8 @@ from harness import environment, progress
 from harness.cell import Cell, identity_columns, loaded_revision, make_cell, skip_reason
 from harness.config import BenchConfig
 from harness.hardware import check_hardware, hardware_columns, run_device_type
-from harness.prompts import build_samples, within_positions
+from harness.prompts import Unfittable, build_samples, within_positions
+from harness.shards import Shard, all_shards, parse_shard, retire_superseded, shard_complete, shard_samples
 from harness.telemetry import open_cell_telemetry
 from harness.records import SCHEMA_VERSION
 from harness.store import CellState, ResultStore, note_kept_failure
@@ -30,23 +32,30 @@ log = logging.getLogger("dlm-bench")
 
 
 def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
-    """Run one cell; returns a small summary: status, key, label, file, counts."""
+    """Run one cell (or one shard of it); returns a small summary: status, key, label, file, counts."""
+    shard = parse_shard(bench.task.shard) if bench.task.shard is not None else None
+    if shard is None and getattr(bench.runner, "shards", 1) > 1:
+        return run_shards_in_turn(bench, job_num)
     cell = make_cell(bench)
     store = ResultStore(bench.results_dir, bench.sweep.name)
     progress.attach_sweep_log(store.root)
     clean_temporaries_once(store)
     where = progress.position(job_num)
-    summary = {"key": cell.key, "label": cell.label}
-    state = store.inspect(cell.key)  # a corrupt file is set aside here, and the cell runs
+    name = cell.label if shard is None else f"{cell.label} shard {shard}"
+    summary = {"key": cell.key, "label": cell.label, **({"shard": str(shard)} if shard is not None else {})}
+    state = store.inspect(cell.key, shard)  # a corrupt file is set aside here, and the cell runs
     if state is not None and state.complete and not bench.force:
         stale = stale_hub_revision(bench, state)
         if stale is None:
-            log.info("%s cell %s (%s) already complete: not rerun (force=true reruns it)", where, cell.label, cell.key)
+            log.info("%s cell %s (%s) already complete: not rerun (force=true reruns it)", where, name, cell.key)
             return {**summary, "status": "complete", **code_revision_check(cell, state)}
-        log.warning("%s cell %s (%s) is stale, rerunning it: %s", where, cell.label, cell.key, stale)
+        log.warning("%s cell %s (%s) is stale, rerunning it: %s", where, name, cell.key, stale)
+    elif not bench.force and shard_complete(store, cell.key, shard):  # complete in its other form (sharded or not)
+        log.info("%s cell %s (%s) already complete: not rerun (force=true reruns it)", where, name, cell.key)
+        return {**summary, "status": "complete"}
     # A complete file stays until its replacement is complete: a forced rerun that fails keeps it.
     keep = state.path if state is not None and state.complete else None
-    log.info("%s cell %s (%s) starting", where, cell.label, cell.key)
+    log.info("%s cell %s (%s) starting", where, name, cell.key)
 
     hardware = check_hardware(bench.hardware, bench.runner)  # refuses a mismatch before any load
     base = {
@@ -57,23 +66,36 @@ def run_cell(bench: BenchConfig, job_num: int | None = None) -> dict:
         **protocol_columns(bench),
         "started_at": dt.datetime.now(dt.timezone.utc),
         **environment.capture(),
+        "shard": None if shard is None else str(shard),
     }
     runner = get_runner(bench.runner.name)
     try:
         reason = skip_reason(bench, runner.modes)
         if reason:
             raise SkipCell(reason)
-        rows, metadata = collect_rows(bench, runner, base)
+        rows, metadata = collect_rows(bench, runner, base, shard)
     except SkipCell as skip:
-        return {**summary, **record_cell_outcome(store, cell, {**base, **skip.columns}, "skipped", str(skip), keep)}
+        return {**summary, **record_cell_outcome(store, cell, {**base, **skip.columns}, "skipped", str(skip), keep, shard)}
     except Exception as exc:  # a cell that cannot even start is recorded, and the sweep goes on
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]).strip()
-        return {**summary, **record_cell_outcome(store, cell, base, "failed", detail, keep)}
-    path = store.write_cell(cell.key, cell.label, rows, metadata={**cell_metadata(cell), **metadata})
+        return {**summary, **record_cell_outcome(store, cell, base, "failed", detail, keep, shard)}
+    path = store.write_cell(cell.key, cell.label, rows, metadata={**cell_metadata(cell), **metadata}, shard=shard)
     supersede_older_versions(store, cell)
+    retired = retire_superseded(store, cell.key, shard)
     errors = sum(r.get("status") != "ok" for r in rows)
-    log.info("cell %s done: %d records, %d sample errors -> %s", cell.label, len(rows), errors, path.name)
+    log.info("cell %s done: %d records, %d sample errors -> %s%s", name, len(rows), errors, path.name,
+             f" (replaces {', '.join(p.name for p in retired)})" if retired else "")
     return {**summary, "status": "ok", "rows": len(rows), "errors": errors, "file": str(path)}
+
+
+def run_shards_in_turn(bench: BenchConfig, job_num: int | None) -> dict:
+    """A job for a whole sharded cell (a single run, or a launch the sweep did not expand): its
+    shards one after another in this process, one model load, each resumable on its own."""
+    results = [run_cell(dataclasses.replace(bench, task=dataclasses.replace(bench.task, shard=str(shard))), job_num)
+               for shard in all_shards(bench.runner.shards)]
+    statuses = [r["status"] for r in results]
+    status = next((s for s in ("failed", "ok", "skipped") if s in statuses), "complete")
+    return {"key": results[0]["key"], "label": results[0]["label"], "status": status, "shards": results}
 
 
 _CLEANED: set[Path] = set()
@@ -117,8 +139,7 @@ def code_revision_check(cell: Cell, state: CellState) -> dict:
 def supersede_older_versions(store: ResultStore, cell: Cell) -> None:
     """Once this version of the cell is complete, set aside the files of its other versions (same
     configuration, other checkpoint, data or task version)."""
-    state = store.inspect(cell.key)
-    if state is not None and state.complete:
+    if shard_complete(store, cell.key, None):  # a sharded version: once every shard is
         store.supersede(cell.config_key, cell.key)
 
 
@@ -141,25 +162,28 @@ def timing_columns(runner_cfg) -> dict:
 
 
 def record_cell_outcome(store: ResultStore, cell: Cell, base: dict, status: str, reason: str,
-                        keep: Path | None = None) -> dict:
-    """One row standing for a whole cell that produced no samples; not written over `keep`, the
-    cell's complete file (a forced or stale rerun that failed keeps the good rows)."""
+                        keep: Path | None = None, shard: Shard | None = None) -> dict:
+    """One row standing for a whole cell (or shard) that produced no samples; not written over
+    `keep`, its complete file (a forced or stale rerun that failed keeps the good rows)."""
     level = logging.INFO if status == "skipped" else logging.ERROR
-    log.log(level, "cell %s %s: %s", cell.label, status, reason)
+    name = cell.label if shard is None else f"{cell.label} shard {shard}"
+    log.log(level, "cell %s %s: %s", name, status, reason)
     if keep is not None:
         log.warning("cell %s %s on its rerun: kept its complete file %s (the %s row is not written)",
-                    cell.label, status, keep.name, status)
+                    name, status, keep.name, status)
         if status == "failed":
-            note_kept_failure(store.root, cell.key, cell.label, reason)
+            note_kept_failure(store.root, cell.key, name, reason)
         return {"status": status, "reason": reason, "file": str(keep), "kept": str(keep)}
-    path = store.write_cell(cell.key, cell.label, [{**base, "status": status, "error": reason}], metadata=cell_metadata(cell))
+    path = store.write_cell(cell.key, cell.label, [{**base, "status": status, "error": reason}], metadata=cell_metadata(cell),
+                            shard=shard)
     if status == "skipped":
         supersede_older_versions(store, cell)
+    retire_superseded(store, cell.key, shard)
     return {"status": status, "reason": reason, "file": str(path)}
 
 
-def collect_rows(bench: BenchConfig, runner, base: dict) -> tuple[list[dict], dict[str, str]]:
-    """The cell's rows and the metadata for its file (the raw GPU telemetry series)."""
+def collect_rows(bench: BenchConfig, runner, base: dict, shard: Shard | None = None) -> tuple[list[dict], dict[str, str]]:
+    """The cell's (or shard's) rows and the metadata for its file (the raw GPU telemetry series)."""
     task = get_task(bench.task.name)
     if runner.uses_task_samples:
         task.preflight(bench.task)  # e.g. no sandbox for generated code: fail before the model loads
@@ -173,6 +197,8 @@ def collect_rows(bench: BenchConfig, runner, base: dict) -> tuple[list[dict], di
     if runner.uses_task_samples:
         samples = build_samples(task, bench.task, info.tokenizer, bench.context.input_tokens)
         samples = within_positions(samples, info.max_positions, bench.task.max_new_tokens)
+        # after the full list: a shard's samples, ids and batches are those of the unsharded run
+        samples = shard_samples(samples, bench.mode.batch_size, shard, fitted=lambda s: not isinstance(s, Unfittable))
     examples = {s.example.id: s.example for s in samples}
     prompts = {s.example.id: task_columns.prompt_columns(s.example, getattr(s, "prompt_text", None)) for s in samples}
     cell_columns = {

@@ -156,7 +156,9 @@ def energy_shares(df: pd.DataFrame, e2e: pd.Series) -> pd.Series:
     energy = pd.Series(np.nan, index=df.index)
     measured = (pd.to_numeric(df["gpu_energy_j"], errors="coerce").notna() & (df["gpu_energy_region"] == "timed")
                 & (df["status"] == "ok"))
-    for _, cell in df[measured].groupby("cell_key", sort=False):
+    # the counter is read once per job: each shard of a sharded cell has its own reading
+    job = df["shard"].fillna("") if "shard" in df else pd.Series("", index=df.index)
+    for _, cell in df[measured].groupby([df.loc[measured, "cell_key"], job[measured]], sort=False):
         weights = e2e[cell.index]
         if weights.isna().any() or weights.sum() <= 0:
             weights = pd.Series(1.0, index=cell.index)

@@ -161,6 +161,8 @@ _ENVIRONMENT = [
     Column("env_host", pa.string(), "host name"),
     Column("env_platform", pa.string(), "OS and architecture"),
     Column("started_at", pa.timestamp("us", tz="UTC"), "when the cell started"),
+    Column("shard", pa.string(), "i/N: the shard of the cell this row's job ran, 0-based (harness/shards.py); "
+           "null = the cell ran as one job"),
 ]
 
 _ACCURACY = [

@@ -15,6 +15,7 @@ complete file that a newer version of the same cell (the same configuration with
 data file or task version: `harness.cell`) replaced is renamed ``.<name>.superseded-<UTC time>`` once
 the replacement is complete. `set_aside_files` lists both kinds for the end-of-sweep summary.
 harness/README.md ("Results store and cell keys") has the rules.
+A sharded cell has a file per shard beside it (harness/shards.py: names, completeness, the merge).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.records import COLUMN_NAMES, SCHEMA, SCHEMA_VERSION, to_table
+from harness.shards import METADATA_KEY as SHARD_METADATA_KEY
+from harness.shards import Shard, parse_cell_file, shard_file_name
 
 log = logging.getLogger("dlm-bench")
 
@@ -73,19 +76,20 @@ class ResultStore:
     def __init__(self, results_dir: str | os.PathLike, sweep: str):
         self.root = Path(results_dir) / sweep
 
-    def cell_file(self, cell_key: str, label: str) -> Path:
+    def cell_file(self, cell_key: str, label: str, shard: Shard | None = None) -> Path:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label)
-        return self.root / f"{safe}-{cell_key}.parquet"
+        return shard_file_name(self.root / f"{safe}-{cell_key}.parquet", shard)
 
-    def find_cell(self, cell_key: str) -> Path | None:
-        matches = sorted(self.root.glob(f"*-{cell_key}.parquet"))
+    def find_cell(self, cell_key: str, shard: Shard | None = None) -> Path | None:
+        suffix = shard.suffix if shard is not None else ""
+        matches = sorted(self.root.glob(f"*-{cell_key}{suffix}.parquet"))
         return matches[0] if matches else None
 
-    def inspect(self, cell_key: str) -> CellState | None:
-        """The cell's file and what it holds; None when there is none. A file that cannot be read
-        is set aside (renamed, never deleted) and the cell counts as absent."""
+    def inspect(self, cell_key: str, shard: Shard | None = None) -> CellState | None:
+        """The cell's (or its shard's) file and what it holds; None when there is none. A file that
+        cannot be read is set aside (renamed, never deleted) and the cell counts as absent."""
         while True:
-            path = self.find_cell(cell_key)
+            path = self.find_cell(cell_key, shard)
             if path is None:
                 return None
             try:
@@ -103,7 +107,7 @@ class ResultStore:
                 if path.exists():
                     return None  # it could not be renamed (a read-only folder): absent all the same
 
-    def is_complete(self, cell_key: str) -> bool:
+    def is_complete(self, cell_key: str, shard: Shard | None = None) -> bool:
         """A cell is complete once its file exists, reads, and it did not fail as a whole.
 
         A `failed` cell (the model would not load, the server died) is retried by the next run;
@@ -111,15 +115,18 @@ class ResultStore:
         a cell skipped because its engine build cannot serve it (`engine_build_required` set on
         the skipped row): installing that build changes everything, and re-probing takes seconds.
         """
-        state = self.inspect(cell_key)
+        state = self.inspect(cell_key, shard)
         return state is not None and state.complete
 
-    def write_cell(self, cell_key: str, label: str, rows: list[dict], metadata: dict[str, str] | None = None) -> Path:
+    def write_cell(self, cell_key: str, label: str, rows: list[dict], metadata: dict[str, str] | None = None,
+                   shard: Shard | None = None) -> Path:
         table = to_table(rows)
         meta = {**(table.schema.metadata or {}), b"dlm_bench_schema_version": SCHEMA_VERSION.encode()}
         meta.update({k.encode(): v.encode() for k, v in (metadata or {}).items()})
+        if shard is not None:
+            meta[SHARD_METADATA_KEY.encode()] = str(shard).encode()
         table = table.replace_schema_metadata(meta)
-        path = self.cell_file(cell_key, label)
+        path = self.cell_file(cell_key, label, shard)
         atomic_write_parquet(table, path)
         return path
 
@@ -146,7 +153,8 @@ class ResultStore:
         with it), once the version `keep_key` is complete."""
         moved = []
         for path in sorted(self.root.glob(f"*-{config_key}*.parquet")):
-            key = path.stem.rsplit("-", 1)[-1]
+            named = parse_cell_file(path)  # shard files of keep_key are the cell itself
+            key = named.key if named is not None else path.stem.rsplit("-", 1)[-1]
             if key != keep_key and key.startswith(config_key):
                 target = self.set_aside(path, "superseded", f"cell {keep_key} replaces it (same configuration; "
                                         "checkpoint, data or task version changed)")
@@ -177,14 +185,17 @@ class ResultStore:
 
 
 def _read_state(path: Path) -> CellState:
-    names = set(pq.read_schema(path).names)
+    schema = pq.read_schema(path)
+    names = set(schema.names)
     wanted = [c for c in ("status", "engine_build_required", "env_git_sha", "model_revision") if c in names]
     table = pq.read_table(path, columns=wanted)
     statuses = frozenset(table.column("status").to_pylist()) if "status" in names else frozenset()
     if statuses == {"skipped"} and "engine_build_required" in names:
         complete = all(build is None for build in table.column("engine_build_required").to_pylist())
     else:
-        complete = bool(statuses) and statuses != {"failed"}
+        # a shard past the cell's last batch holds no rows and is complete all the same
+        empty_shard = not statuses and SHARD_METADATA_KEY.encode() in (schema.metadata or {})
+        complete = (bool(statuses) or empty_shard) and statuses != {"failed"}
 
     def first(column: str) -> str | None:
         return table.column(column)[0].as_py() if column in names and table.num_rows else None

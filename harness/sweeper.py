@@ -9,10 +9,13 @@ sweep before the first model loads (exit status 2). The cells that run go to the
 launcher (submitit, SLURM) with their overrides; on the basic launcher they run here, in this
 process, from the config already composed.
 
-Hydra instantiates plugins only from its ``hydra_plugins`` namespace package, and this repository
-keeps no top-level folder for it: importing this module registers it there under `PLUGIN_MODULE`
-(configs/hydra/sweeper/planning.yaml names that path). harness.callbacks imports it, so every
-process Hydra starts, submitit jobs included, has it before Hydra's state is unpickled.
+Hydra instantiates plugins only from its ``hydra_plugins`` namespace package: importing this module
+registers the sweeper there under `PLUGIN_MODULE` (harness/plugins.py; configs/hydra/sweeper/
+planning.yaml names that path), and imports the local-gpus launcher, registered the same way.
+
+A cell with ``runner.shards=N`` > 1 and no explicit ``task.shard`` is planned as N jobs, the cell's
+overrides plus ``task.shard=i/N`` (harness/shards.py), each COMPLETE or RUN by its own file: the
+dry run, the plan lines and the launcher see shards as they see cells.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import copy
 import logging
 import sys
 import tempfile
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -36,9 +38,12 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
+import harness.local_gpus_launcher  # noqa: F401  (registers launcher=local-gpus wherever the sweeper is)
 from harness import progress
 from harness.config import BenchConfig, ConfigError, to_bench_config
 from harness.contracts import ENGINE_RUNNERS
+from harness.plugins import register_plugin
+from harness.shards import expand_shard_jobs, parse_shard, shard_complete
 
 log = logging.getLogger("dlm-bench")
 PLUGIN_MODULE = "hydra_plugins.dlm_bench_sweeper"
@@ -116,7 +121,8 @@ class CellComposer:
 
 
 def plan_sweep(config: DictConfig, config_loader, jobs: list[list[str]], local: bool) -> Plan:
-    """Compose, validate and key every job; a complete cell is planned COMPLETE unless forced.
+    """Compose, validate and key every job, a sharded cell as one job per shard; a complete cell
+    (or shard) is planned COMPLETE unless forced.
 
     On this machine (`local`) each cell that will run is also checked against the hardware
     profile and composed in full, to run from that config; under a cluster launcher the submitting
@@ -130,19 +136,32 @@ def plan_sweep(config: DictConfig, config_loader, jobs: list[list[str]], local: 
     composer = CellComposer(config, config_loader)
     for job in jobs:
         try:
-            bench = composer.bench(job)
-            cell = make_cell(bench)
-            store = ResultStore(bench.results_dir, bench.sweep.name)
-            action = COMPLETE if not bench.force and store.is_complete(cell.key) else RUN
-            composed = None
-            if action == RUN and local:
-                check_hardware(bench.hardware, bench.runner)
-                composed = composer.job_config(job)
+            units = shard_jobs(job, composer.bench(job), composer)
+            planned = []
+            for overrides, bench in units:
+                cell = make_cell(bench)
+                shard = parse_shard(bench.task.shard) if bench.task.shard is not None else None
+                store = ResultStore(bench.results_dir, bench.sweep.name)
+                action = COMPLETE if not bench.force and shard_complete(store, cell.key, shard) else RUN
+                composed = None
+                if action == RUN and local:
+                    check_hardware(bench.hardware, bench.runner)
+                    composed = composer.job_config(overrides)
+                label = cell.label if shard is None else f"{cell.label} shard {shard}"
+                planned.append(PlannedCell(overrides, composed, bench, cell.key, label, action))
         except (ConfigError, HydraException, OmegaConfBaseException) as exc:
             problems.append(f"  {' '.join(job)}\n    -> {exc}")
             continue
-        cells.append(PlannedCell(list(job), composed, bench, cell.key, cell.label, action))
+        cells += planned
     return Plan(cells, problems)
+
+
+def shard_jobs(job: list[str], bench: BenchConfig, composer: CellComposer) -> list[tuple[list[str], BenchConfig]]:
+    """The job, or for a cell with runner.shards=N > 1 and no task.shard, its N shard jobs in order
+    (each composed through the same group step: only a value override differs)."""
+    count = 1 if bench.task.shard is not None else getattr(bench.runner, "shards", 1)
+    expanded = expand_shard_jobs([job], lambda _: count)
+    return [(list(job), bench)] if len(expanded) == 1 else [(overrides, composer.bench(overrides)) for overrides in expanded]
 
 
 def task_config(config: DictConfig) -> DictConfig:
@@ -313,19 +332,4 @@ class PlanningSweeper(Sweeper):
         return returns
 
 
-def register_plugin() -> None:
-    """Put this module in Hydra's plugin namespace and register the sweeper with Hydra."""
-    if PLUGIN_MODULE in sys.modules:
-        return
-    try:
-        import hydra_plugins  # noqa: F401  (a namespace package, present once any Hydra plugin is installed)
-    except ImportError:
-        namespace = types.ModuleType("hydra_plugins")
-        namespace.__path__ = []
-        sys.modules["hydra_plugins"] = namespace
-    sys.modules[PLUGIN_MODULE] = sys.modules[__name__]
-    Plugins.instance().register(PlanningSweeper)
-
-
-PlanningSweeper.__module__ = PLUGIN_MODULE  # Hydra names a plugin by its class's module
-register_plugin()
+register_plugin(PlanningSweeper, PLUGIN_MODULE)

@@ -2,9 +2,10 @@
 
 Checks: every parquet file reads; its schema version is one this harness knows; no column outside
 the schema and every column of the schema's type (`harness.store.check_schema`, the check the
-readers and the report apply too); each cell has exactly one file; no (cell, sample, repetition)
-appears twice. Lists failed, skipped and errored cells with their reasons, and files set aside
-(corrupt, superseded). Exit status 0 = sound, 1 = problems.
+readers and the report apply too); each cell has exactly one file, or one file per shard of one
+shard count (harness/shards.py); no (cell, sample, repetition) appears twice. Lists failed,
+skipped and errored cells with their reasons, sharded cells with shards still to run, and files
+set aside (corrupt, superseded). Exit status 0 = sound, 1 = problems.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from harness.records import SCHEMA_VERSION
 from harness.store import check_file, read_results, result_files, set_aside_files
+from harness.shards import CellFile, missing_shards, parse_cell_file, shard_sets_problems
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Validation:
     skipped: list[str] = field(default_factory=list)
     sample_errors: int = 0
     set_aside: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # sharded cells with shards not yet written
 
     @property
     def ok(self) -> bool:
@@ -37,14 +40,17 @@ def validate(folder: Path) -> Validation:
     result = Validation()
     files = result_files(folder)
     result.files = len(files)
-    keys_seen: dict[str, Path] = {}
+    cells: dict[str, list[CellFile]] = {}
     for path in files:
         _, problems = check_file(path)
         result.problems += problems
-        key = path.stem.rsplit("-", 1)[-1]
-        if key in keys_seen:
-            result.problems.append(f"cell {key} has two files: {keys_seen[key].name} and {path.name}")
-        keys_seen[key] = path
+        named = parse_cell_file(path) or CellFile(path, path.stem.rsplit("-", 1)[-1], None)
+        cells.setdefault(named.key, []).append(named)
+    for key, cell_files in cells.items():
+        result.problems += shard_sets_problems(cell_files)
+        missing = missing_shards(cell_files)
+        if missing:
+            result.incomplete.append(f"cell {key}: shard(s) {', '.join(map(str, missing))} not written yet")
     for sweep in sorted({p.parent for p in files} | {folder}):
         result.set_aside += [f"{s.path.relative_to(folder)} ({s.kind}, set aside {s.when:%Y-%m-%d %H:%M:%S} UTC)"
                              for s in set_aside_files(sweep)]
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     v = validate(args.results)
     print(f"{args.results}: {v.files} cell files, {v.records} records, schema {SCHEMA_VERSION}")
-    for title, lines in (("failed cells", v.failed), ("skipped cells", v.skipped)):
+    for title, lines in (("failed cells", v.failed), ("skipped cells", v.skipped), ("incomplete sharded cells", v.incomplete)):
         if lines:
             print(f"{len(lines)} {title}:")
             print("\n".join(f"  {line}" for line in lines))
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(v.problems)} problem(s):")
         print("\n".join(f"  {p}" for p in v.problems))
         return 1
-    print("sound: one file per cell, no duplicate records")
+    print("sound: one file per cell (or per shard of it), no duplicate records")
     return 0
 
 

@@ -231,7 +231,7 @@ def test_a_dry_run_lists_every_cell_with_its_key_and_fate_and_writes_nothing(tmp
     assert [(line[0], line[1], line[3]) for line in lines] == [
         ("[1/4]", "reuse", "tiny-dlm_ar_copy_natural"), ("[2/4]", "run", "tiny-dlm_diffusion_copy_natural"),
         ("[3/4]", "run", "qwen3-8b_ar_copy_natural"), ("[4/4]", "skip", "qwen3-8b_diffusion_copy_natural")]
-    assert all(re.fullmatch(r"[0-9a-f]{16}", line[2]) for line in lines)
+    assert all(re.fullmatch(r"[0-9a-f]{24}", line[2]) for line in lines)  # config_key (16) + provenance (8)
     assert "was trained for modes ['ar']" in result.stdout
     assert "would run 2, skip 1 (recorded as skipped), reuse 1 complete" in result.stdout
     assert sorted(tmp_path.rglob("*")) == before  # nothing written: no log, no report, no job folder
