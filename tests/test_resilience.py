@@ -67,7 +67,7 @@ def test_a_failing_cell_and_a_failing_sample_are_recorded_and_the_sweep_goes_on(
     assert "2 cell(s) failed in this run" in result.stderr
     df = pd.read_parquet(tmp_path / "f")
     failed = df[df["status"] == "failed"]
-    assert len(failed) == 2 and failed["error"].str.contains("not a directory").all()
+    assert len(failed) == 2 and failed["error"].str.contains("does not exist; set model.source").all()
     good = df[df["model_source"] == str(random_checkpoint)]
     assert set(good["status"]) == {"ok", "error"}  # the other cells completed, with their failing samples
     errors = good[good["status"] == "error"]
