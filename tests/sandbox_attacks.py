@@ -396,10 +396,17 @@ def early_exits(layer_set: str):
 
 def the_host_it_sees(layer_set: str):
     program = textwrap.dedent("""
-        import os
+        import os, sys
+        # The read-only runtime may live below one of these (a venv in /tmp/clone/.venv): then the
+        # folder exists as the bind mount's bare skeleton, holding nothing of the host but that path.
+        runtime = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
         for path in ("/tmp", "/run", "/home", "/proc", "/sys", "/dev", "/var", "/etc/passwd", "/etc/shadow"):
-            if os.path.exists(path):
-                print("visible:", path)
+            if not os.path.exists(path):
+                continue
+            skeleton = {r[len(path) + 1:].split("/")[0] for r in runtime if r.startswith(path + "/")}
+            if skeleton and os.path.isdir(path) and set(os.listdir(path)) <= skeleton:
+                continue
+            print("visible:", path, sorted(os.listdir(path)) if os.path.isdir(path) else "")
         print("root:", sorted(os.listdir("/")))
     """)
     result = run(program, limits(layer_set), tests=FAILING_TESTS)
